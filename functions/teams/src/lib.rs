@@ -1,0 +1,194 @@
+//! The `teams` function: admin team management and membership.
+
+use serde::Deserialize;
+use shared::{
+    clock::format_timestamp,
+    error::{ApiError, FieldError},
+    http::{self, PageRequest},
+    model::{Team, TeamView, TeamWithMembers, UserView},
+    router::{Ctx, HandlerResult, Router},
+    store::TeamChanges,
+};
+use uuid::Uuid;
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+pub fn router() -> Router {
+    Router::new("teams")
+        .route("POST /api/v1/teams", create_team)
+        .route("GET /api/v1/teams", list_teams)
+        .route("GET /api/v1/teams/{id}", get_team)
+        .route("PUT /api/v1/teams/{id}", update_team)
+        .route("DELETE /api/v1/teams/{id}", delete_team)
+        .route("POST /api/v1/teams/{id}/members", add_member)
+        .route("DELETE /api/v1/teams/{id}/members/{user_id}", remove_member)
+}
+
+/// A team name: trimmed, 1–100 characters, no control characters.
+fn parse_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldError::new("name", "must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+fn parse_description(raw: &str) -> Result<String, FieldError> {
+    if raw.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(raw.trim().to_string())
+}
+
+/// Validates the optional fields of a create or update, reporting every problem.
+fn parse_changes(name: Option<&str>, description: Option<&str>) -> Result<TeamChanges, ApiError> {
+    let name = name.map(parse_name).transpose();
+    let description = description.map(parse_description).transpose();
+    match (name, description) {
+        (Ok(name), Ok(description)) => Ok(TeamChanges { name, description }),
+        (name, description) => Err(ApiError::Validation(
+            [name.err(), description.err()].into_iter().flatten().collect(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTeam {
+    name: String,
+    description: Option<String>,
+}
+
+async fn create_team(ctx: Ctx) -> HandlerResult {
+    let input: NewTeam = http::json_body(&ctx.req)?;
+    let changes = parse_changes(Some(&input.name), input.description.as_deref())?;
+    let now = format_timestamp(ctx.app.clock.now());
+    let team = Team {
+        id: Uuid::new_v4(),
+        name: changes.name.unwrap_or_default(),
+        description: changes.description.unwrap_or_default(),
+        created_by: ctx.caller()?.id,
+        created_at: now.clone(),
+        updated_at: now,
+        member_count: 0,
+        version: 0,
+        deleting: false,
+    };
+    ctx.app.store.create_team(&team).await?;
+    tracing::info!(team_id = %team.id, "team created");
+    http::created(&TeamView::from(&team))
+}
+
+async fn list_teams(ctx: Ctx) -> HandlerResult {
+    let page = PageRequest::from_request(&ctx.req)?;
+    let start = ctx.app.cursors.start("teams", &page)?;
+    let (teams, next) = ctx.app.store.list_teams(page.limit, start).await?;
+    let items: Vec<TeamView> = teams.iter().map(TeamView::from).collect();
+    http::ok(&ctx.app.cursors.page("teams", items, next)?)
+}
+
+fn team_id(ctx: &Ctx) -> Result<Uuid, ApiError> {
+    http::path_uuid(&ctx.req, "id", "team")
+}
+
+fn team_not_found() -> ApiError {
+    ApiError::NotFound("team".into())
+}
+
+async fn get_team(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    let (team, members) = ctx
+        .app
+        .store
+        .get_team_with_members(id)
+        .await?
+        .ok_or_else(team_not_found)?;
+    http::ok(&TeamWithMembers {
+        team: TeamView::from(&team),
+        members,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TeamUpdate {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+async fn update_team(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    let input: TeamUpdate = http::json_body(&ctx.req)?;
+    let changes = parse_changes(input.name.as_deref(), input.description.as_deref())?;
+    let store = &ctx.app.store;
+    let team = if changes.name.is_none() && changes.description.is_none() {
+        store.get_team(id).await?.ok_or_else(team_not_found)?
+    } else {
+        store
+            .update_team(id, &changes, &format_timestamp(ctx.app.clock.now()))
+            .await?
+    };
+    http::ok(&TeamView::from(&team))
+}
+
+async fn delete_team(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    ctx.app.store.delete_team(id).await?;
+    tracing::info!(team_id = %id, by = %ctx.caller()?.id, "team deleted");
+    http::no_content()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    user_id: Uuid,
+}
+
+async fn add_member(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    let input: NewMember = http::json_body(&ctx.req)?;
+    let now = format_timestamp(ctx.app.clock.now());
+    let user = ctx.app.store.add_member(id, input.user_id, &now).await?;
+    http::ok(&UserView::from(&user))
+}
+
+async fn remove_member(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    let user_id = http::path_uuid(&ctx.req, "user_id", "member")?;
+    let now = format_timestamp(ctx.app.clock.now());
+    ctx.app.store.remove_member(id, user_id, &now).await?;
+    http::no_content()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(parse_name("  Platform  ").unwrap(), "Platform");
+        assert!(parse_name("   ").is_err());
+        assert!(parse_name(&"n".repeat(101)).is_err());
+        assert!(parse_name(&"ü".repeat(100)).is_ok());
+        assert!(parse_name("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported() {
+        match parse_changes(Some(""), Some(&"d".repeat(1001))) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Email addresses: parsed once at the edge, compared case-insensitively.
+
+use crate::error::ApiError;
+
+/// A syntactically plausible email address, trimmed. Uniqueness uses [`Email::normalised`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+const MAX_LEN: usize = 254;
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let email = raw.trim();
+        let invalid = |why: &str| ApiError::validation("email", why.to_string());
+        if email.is_empty() {
+            return Err(invalid("must not be empty"));
+        }
+        if email.len() > MAX_LEN {
+            return Err(invalid("must be at most 254 bytes"));
+        }
+        let (local, domain) = email
+            .rsplit_once('@')
+            .ok_or_else(|| invalid("must be an email address"))?;
+        let ok = !local.is_empty()
+            && local.len() <= 64
+            && !domain.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && !domain.contains('@');
+        if !ok {
+            return Err(invalid("must be an email address"));
+        }
+        Ok(Self(email.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form used for uniqueness and look-ups.
+    pub fn normalised(&self) -> String {
+        normalise(&self.0)
+    }
+}
+
+/// Normalises any string the way stored emails are keyed (for filters and login).
+pub fn normalise(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_trims() {
+        let e = Email::parse("  Ada@Example.COM ").unwrap();
+        assert_eq!(e.as_str(), "Ada@Example.COM");
+        assert_eq!(e.normalised(), "ada@example.com");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in [
+            "",
+            "   ",
+            "no-at",
+            "@x.y",
+            "a@",
+            "a@b",
+            "a b@c.d",
+            "a@.b",
+            "a@b.",
+            "a@b..c",
+            "a\u{0}@b.c",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Email::parse(&format!("{}@b.c", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn unicode_addresses_are_allowed() {
+        assert!(Email::parse("jürgen@bücher.de").is_ok());
+    }
+}

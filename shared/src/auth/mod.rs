@@ -1,0 +1,71 @@
+//! Who is calling, and what they may do. Tokens are checked in [`jwt`], passwords in
+//! [`password`]; [`authenticate`] turns a request into the caller's *current* user
+//! record, so deletion, demotion and logout take effect at once.
+
+pub mod email;
+pub mod jwt;
+pub mod password;
+
+use crate::{error::ApiError, model::User, App};
+use lambda_http::Request;
+
+/// Who may call a route. Every route declares one in [`crate::routes::ROUTES`]; the
+/// router enforces it before a handler runs (deny by default: a route without an
+/// entry is not served).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, no token.
+    Public,
+    /// Any signed-in user.
+    User,
+    /// Signed-in admins only.
+    Admin,
+}
+
+fn bearer_token(req: &Request) -> Result<&str, ApiError> {
+    let header = req
+        .headers()
+        .get("authorization")
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::Unauthorized("expected a bearer token".into()));
+    }
+    Ok(token.trim())
+}
+
+/// Verifies the bearer token and loads the caller as stored now.
+pub async fn authenticate(app: &App, req: &Request) -> Result<User, ApiError> {
+    let token = bearer_token(req)?;
+    let claims = app.tokens.verify(token, app.clock.now())?;
+    let user = app
+        .store
+        .get_user(claims.sub)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the token's user no longer exists".into()))?;
+    if user.token_version != claims.ver {
+        return Err(ApiError::Unauthorized("the token has been revoked".into()));
+    }
+    Ok(user)
+}
+
+/// Applies a route's [`Access`] rule; returns the caller when there is one.
+pub async fn authorize(app: &App, req: &Request, access: Access) -> Result<Option<User>, ApiError> {
+    match access {
+        Access::Public => Ok(None),
+        Access::User => authenticate(app, req).await.map(Some),
+        Access::Admin => {
+            let user = authenticate(app, req).await?;
+            if user.is_admin {
+                Ok(Some(user))
+            } else {
+                Err(ApiError::Forbidden)
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The one error type of the API, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Expected failures are values of [`ApiError`] and become responses; a handler never
+//! hands an `Err` to the Lambda runtime (API Gateway would turn it into a bare 502).
+
+use lambda_http::{http::StatusCode, Body, Response};
+use serde::Serialize;
+
+/// One invalid field of a request, reported under `errors` of a 400/422 problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every way a request can fail. The status code of each variant is decided in
+/// [`ApiError::status`] and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body or a query parameter could not be parsed.
+    #[error("bad request: {detail}")]
+    BadRequest { detail: String, errors: Vec<FieldError> },
+    /// Missing or invalid credentials.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed.
+    #[error("forbidden")]
+    Forbidden,
+    /// Unknown resource (also for malformed ids, so ids cannot be probed).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Known path, wrong method.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Vec<String> },
+    /// Conflicts with the current state (duplicate, illegal transition, lost race).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("payload too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType { expected: &'static str },
+    /// Well-formed but invalid input.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// Throttled; the client may retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// A transient backend failure (e.g. DynamoDB throttling or a transaction that kept
+    /// conflicting); safe to retry.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Anything unexpected. The cause is logged, never sent to the client.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::BadRequest {
+            detail: format!("invalid parameter `{field}`: {message}"),
+            errors: vec![FieldError::new(field, message)],
+        }
+    }
+
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    /// The HTTP status of each variant: the only place where this mapping is made.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::Unauthorized(why) => why.clone(),
+            Self::Forbidden => "you are not allowed to do this".into(),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::MethodNotAllowed { allow } => {
+                format!("method not allowed; allowed: {}", allow.join(", "))
+            }
+            Self::Conflict(why) => why.clone(),
+            Self::PayloadTooLarge { limit } => format!("request body exceeds {limit} bytes"),
+            Self::UnsupportedMediaType { expected } => format!("expected Content-Type {expected}"),
+            Self::Validation(_) => "the request has invalid fields".into(),
+            Self::TooManyRequests { retry_after_secs } => {
+                format!("too many requests; retry after {retry_after_secs} seconds")
+            }
+            Self::Unavailable(_) => "the service is busy; retry shortly".into(),
+            // Never leak internals.
+            Self::Internal(_) => "an unexpected error occurred".into(),
+        }
+    }
+
+    /// Renders the problem document with the headers its status requires.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        match &self {
+            Self::Internal(err) => tracing::error!(error = %err, cause = ?err.source(), "internal error"),
+            Self::Unavailable(why) => tracing::warn!(reason = %why, "transient failure"),
+            _ => tracing::info!(status = status.as_u16(), error = %self, "request failed"),
+        }
+        let errors = match &self {
+            Self::Validation(errors) => Some(errors.as_slice()),
+            Self::BadRequest { errors, .. } if !errors.is_empty() => Some(errors.as_slice()),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors,
+        };
+        let body = serde_json::to_string(&problem).unwrap_or_else(|_| "{}".into());
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", "application/problem+json")
+            .header("cache-control", "no-store");
+        match &self {
+            Self::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
+            Self::MethodNotAllowed { allow } => builder = builder.header("allow", allow.join(", ")),
+            Self::TooManyRequests { retry_after_secs } => {
+                builder = builder.header("retry-after", retry_after_secs.to_string())
+            }
+            Self::Unavailable(_) => builder = builder.header("retry-after", "1"),
+            _ => {}
+        }
+        builder
+            .body(Body::Text(body))
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_json(resp: &Response<Body>) -> serde_json::Value {
+        match resp.body() {
+            Body::Text(t) => serde_json::from_str(t).expect("json body"),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unauthorized_carries_www_authenticate_and_problem_json() {
+        let resp = ApiError::Unauthorized("missing token".into()).into_response();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let body = body_json(&resp);
+        assert_eq!(body["status"], 401);
+        assert_eq!(body["title"], "Unauthorized");
+        assert_eq!(body["detail"], "missing token");
+    }
+
+    #[test]
+    fn internal_error_hides_its_cause() {
+        let cause = std::io::Error::other("table secret-table-name exploded");
+        let resp = ApiError::internal(cause).into_response();
+        assert_eq!(resp.status(), 500);
+        let text = serde_json::to_string(&body_json(&resp)).unwrap();
+        assert!(!text.contains("secret-table-name"), "{text}");
+    }
+
+    #[test]
+    fn validation_lists_field_errors() {
+        let resp = ApiError::validation("email", "not an email").into_response();
+        assert_eq!(resp.status(), 422);
+        let body = body_json(&resp);
+        assert_eq!(body["errors"][0]["field"], "email");
+    }
+
+    #[test]
+    fn retry_after_and_allow_headers() {
+        let resp = ApiError::TooManyRequests { retry_after_secs: 42 }.into_response();
+        assert_eq!(resp.headers()["retry-after"], "42");
+        let resp = ApiError::MethodNotAllowed {
+            allow: vec!["GET".into(), "PUT".into()],
+        }
+        .into_response();
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()["allow"], "GET, PUT");
+    }
+}

@@ -1,0 +1,21 @@
+//! Everything the functions share: configuration, the one error type, HTTP helpers,
+//! tokens and roles, the route table, and the DynamoDB store.
+//!
+//! A function crate only holds handlers; every rule about tokens, roles, errors and
+//! keys lives here, each in exactly one module.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod model;
+pub mod router;
+pub mod routes;
+pub mod store;
+
+pub use app::App;
+pub use error::ApiError;

@@ -1,0 +1,139 @@
+//! A function's router: maps API Gateway route keys to handlers, enforces each route's
+//! [`Access`] rule from [`crate::routes::ROUTES`] before the handler runs, and turns
+//! every error into a problem response (never an `Err` to the runtime).
+
+use crate::{
+    auth::{self, Access},
+    error::ApiError,
+    model::User,
+    routes::{self, Resolution},
+    App,
+};
+use lambda_http::{request::RequestContext, Body, Request, RequestExt, Response};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
+use tracing::Instrument;
+
+/// What a handler gets: the app, the request and (for non-public routes) the caller.
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub req: Request,
+    caller: Option<User>,
+}
+
+impl Ctx {
+    /// The signed-in caller. The router guarantees one on `User` and `Admin` routes.
+    pub fn caller(&self) -> Result<&User, ApiError> {
+        self.caller
+            .as_ref()
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))
+    }
+}
+
+pub type HandlerResult = Result<Response<Body>, ApiError>;
+type BoxedHandler = Box<dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync>;
+
+pub struct Router {
+    function: &'static str,
+    handlers: HashMap<String, (Access, BoxedHandler)>,
+}
+
+impl Router {
+    pub fn new(function: &'static str) -> Self {
+        Self {
+            function,
+            handlers: HashMap::new(),
+        }
+    }
+
+    /// Registers the handler of a route key.
+    ///
+    /// # Panics
+    /// When the key is not in the route table for this function: a programming error
+    /// that every test run catches at start-up.
+    pub fn route<F, Fut>(mut self, key: &str, handler: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let spec = routes::by_key(key)
+            .filter(|s| s.function == self.function)
+            .unwrap_or_else(|| panic!("route `{key}` is not in the route table for `{}`", self.function));
+        self.handlers
+            .insert(spec.key(), (spec.access, Box::new(move |ctx| Box::pin(handler(ctx)))));
+        self
+    }
+
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+
+    /// The route keys this router serves.
+    pub fn route_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.handlers.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Handles one request as delivered by API Gateway (HTTP API, payload v2).
+    pub async fn handle(&self, app: Arc<App>, req: Request) -> Response<Body> {
+        let (route_key, request_id) = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.route_key.clone(), ctx.request_id.clone()),
+            _ => (None, None),
+        };
+        let route_key = route_key.unwrap_or_default();
+        let span = tracing::info_span!(
+            "request",
+            request_id = request_id.as_deref().unwrap_or("-"),
+            route = %route_key,
+            function = self.function,
+        );
+        async move {
+            let result = match self.handlers.get(&route_key) {
+                Some((access, handler)) => match auth::authorize(&app, &req, *access).await {
+                    Ok(caller) => handler(Ctx { app, req, caller }).await,
+                    Err(err) => Err(err),
+                },
+                None => Err(unmatched(&req)),
+            };
+            let response = result.unwrap_or_else(ApiError::into_response);
+            tracing::info!(status = response.status().as_u16(), "handled");
+            response
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// The answer for a request no handler here serves: 405 with `Allow` when the path
+/// exists with other methods, 404 otherwise.
+pub fn unmatched(req: &Request) -> ApiError {
+    // With a named stage, API Gateway's raw path starts with `/<stage>`.
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone().filter(|s| s != "$default"),
+        _ => None,
+    };
+    let raw = req.raw_http_path();
+    let raw = if raw.is_empty() { req.uri().path() } else { raw };
+    let path = stage
+        .and_then(|s| raw.strip_prefix(&format!("/{s}")).map(str::to_string))
+        .unwrap_or_else(|| raw.to_string());
+    match routes::resolve(req.method().as_str(), &path) {
+        Resolution::MethodNotAllowed { allow } => ApiError::MethodNotAllowed { allow },
+        _ => ApiError::NotFound("route".into()),
+    }
+}
+
+/// Runs a function on Lambda: logs, the app built once at init, then the runtime loop.
+/// Each function's `main` is just this call with its router.
+pub async fn run_lambda(router: Router) -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    let app = App::from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    let router = Arc::new(router);
+    lambda_http::run(lambda_http::service_fn(move |req| {
+        let (app, router) = (app.clone(), router.clone());
+        async move { Ok::<_, std::convert::Infallible>(router.handle(app, req).await) }
+    }))
+    .await
+}

@@ -1,0 +1,496 @@
+//! The DynamoDB store: one table, items mapped with `serde_dynamo`, conditional
+//! writes and transactions whose cancellation reasons become domain errors.
+
+pub mod keys;
+mod teams;
+mod throttle;
+mod users;
+
+pub use teams::{normalise_team_name, TeamChanges};
+pub use throttle::{LoginWindow, MAX_FAILURES, WINDOW_SECS};
+
+use crate::error::ApiError;
+use aws_sdk_dynamodb::{
+    error::{ProvideErrorMetadata, SdkError},
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{AttributeValue, TransactWriteItem},
+    Client,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A raw DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// How many times a transaction that lost a race to another transaction
+/// (`TransactionConflict`) is tried before the caller gets a 503.
+const TRANSACTION_ATTEMPTS: u32 = 4;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+/// Errors from DynamoDB, classified for the callers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition failed: on a single write, or on the items of a transaction whose
+    /// indexes are listed.
+    #[error("condition failed on items {0:?}")]
+    ConditionFailed(Vec<usize>),
+    /// Throttled or kept conflicting: safe to retry later.
+    #[error("transient DynamoDB failure: {0}")]
+    Transient(String),
+    #[error("DynamoDB request failed")]
+    Sdk(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored item could not be mapped")]
+    Mapping(#[from] serde_dynamo::Error),
+}
+
+impl StoreError {
+    pub fn is_condition_failed(&self) -> bool {
+        matches!(self, Self::ConditionFailed(_))
+    }
+
+    /// True when the condition on item `index` of a transaction failed.
+    pub fn failed_at(&self, index: usize) -> bool {
+        matches!(self, Self::ConditionFailed(items) if items.contains(&index))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Transient(why) => ApiError::Unavailable(why),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+const THROTTLING_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+];
+
+/// Classifies any single-operation SDK error.
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match err.code() {
+        Some("ConditionalCheckFailedException") => StoreError::ConditionFailed(vec![0]),
+        Some(code) if THROTTLING_CODES.contains(&code) => StoreError::Transient(code.into()),
+        _ => StoreError::Sdk(Box::new(err)),
+    }
+}
+
+/// Looks inside a cancelled transaction: which items' conditions failed, or whether it
+/// only lost a race and may be tried again.
+fn classify_transaction<R>(err: SdkError<TransactWriteItemsError, R>) -> (StoreError, bool)
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
+        let codes: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect();
+        let failed: Vec<usize> = codes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c == "ConditionalCheckFailed")
+            .map(|(i, _)| i)
+            .collect();
+        if !failed.is_empty() {
+            return (StoreError::ConditionFailed(failed), false);
+        }
+        if codes.iter().any(|c| *c == "TransactionConflict") {
+            return (StoreError::Transient("TransactionConflict".into()), true);
+        }
+        if codes
+            .iter()
+            .any(|c| THROTTLING_CODES.contains(c) || *c == "ThrottlingError")
+        {
+            return (StoreError::Transient("throttled".into()), true);
+        }
+    }
+    let retry = err.code() == Some("TransactionInProgressException");
+    match classify(err) {
+        StoreError::Transient(why) => (StoreError::Transient(why), true),
+        other => (other, retry),
+    }
+}
+
+/// An item with its key attributes, for `serde_dynamo`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Stored<T> {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+    pub entity_type: String,
+    #[serde(flatten)]
+    pub data: T,
+}
+
+impl<T: Serialize> Stored<T> {
+    pub fn new(entity_type: &str, key: keys::Key, data: T) -> Self {
+        Self {
+            pk: key.0,
+            sk: key.1,
+            gsi1pk: None,
+            gsi1sk: None,
+            entity_type: entity_type.into(),
+            data,
+        }
+    }
+
+    pub fn indexed(mut self, gsi1: keys::Key) -> Self {
+        self.gsi1pk = Some(gsi1.0);
+        self.gsi1sk = Some(gsi1.1);
+        self
+    }
+
+    pub fn to_item(&self) -> Result<Item, StoreError> {
+        Ok(serde_dynamo::to_item(self)?)
+    }
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    let stored: Stored<T> = serde_dynamo::from_item(item)?;
+    Ok(stored.data)
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn key_item(key: &keys::Key) -> Item {
+    HashMap::from([(keys::PK.to_string(), s(&key.0)), (keys::SK.to_string(), s(&key.1))])
+}
+
+/// The key attributes of a raw item for the given index (`None`: the table), used to
+/// build the cursor of a page.
+fn key_of(item: &Item, index: Option<&str>) -> Item {
+    let mut names = vec![keys::PK, keys::SK];
+    if index == Some(keys::GSI1) {
+        names.extend([keys::GSI1PK, keys::GSI1SK]);
+    }
+    names
+        .into_iter()
+        .filter_map(|n| item.get(n).map(|v| (n.to_string(), v.clone())))
+        .collect()
+}
+
+/// One page of a query.
+pub struct QueryPage {
+    pub items: Vec<Item>,
+    /// The key to start the next page from; `None` on the last page.
+    pub next: Option<Item>,
+}
+
+/// A key condition: `partition = pk` and optionally `begins_with(sort, prefix)`.
+pub(crate) struct KeyCondition<'a> {
+    pub index: Option<&'a str>,
+    pub pk: String,
+    pub sk_prefix: Option<&'a str>,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Strongly consistent read of one item.
+    pub(crate) async fn get(&self, key: &keys::Key) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
+    /// Runs a transaction, retrying a bounded number of times when it only lost a race.
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) => {
+                    let (err, retryable) = classify_transaction(err);
+                    if !retryable || attempt >= TRANSACTION_ATTEMPTS {
+                        return Err(err);
+                    }
+                    // Jittered exponential back-off: 10, 20, 40 ms plus up to 10 ms.
+                    let jitter = rand::random::<u64>() % 10;
+                    tokio::time::sleep(Duration::from_millis((10 << (attempt - 1)) + jitter)).await;
+                }
+            }
+        }
+    }
+
+    /// One page of a query in key order, at most `limit` items. Asks for one item more
+    /// than needed, so the last page carries no cursor.
+    pub(crate) async fn query_page(
+        &self,
+        cond: KeyCondition<'_>,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<QueryPage, StoreError> {
+        let (pk_name, sk_name) = match cond.index {
+            Some(_) => (keys::GSI1PK, keys::GSI1SK),
+            None => (keys::PK, keys::SK),
+        };
+        let mut expr = "#pk = :pk".to_string();
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(cond.index.map(str::to_string))
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(cond.pk))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        if let Some(prefix) = cond.sk_prefix {
+            expr.push_str(" AND begins_with(#sk, :prefix)");
+            query = query
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":prefix", s(prefix));
+        }
+        if cond.index.is_none() {
+            query = query.consistent_read(true);
+        }
+        let out = query.key_condition_expression(expr).send().await.map_err(classify)?;
+        let mut items = out.items.unwrap_or_default();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| key_of(last, cond.index))
+        } else {
+            None
+        };
+        Ok(QueryPage { items, next })
+    }
+
+    /// Every item of a partition (following DynamoDB's own pages).
+    pub(crate) async fn query_all(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct Thing {
+        id: uuid::Uuid,
+        n: u64,
+        #[serde(default)]
+        maybe: Option<String>,
+    }
+
+    #[test]
+    fn stored_items_round_trip_with_keys() {
+        let thing = Thing {
+            id: uuid::Uuid::new_v4(),
+            n: 7,
+            maybe: None,
+        };
+        let item = Stored::new("THING", keys::user(thing.id), thing)
+            .indexed(("A".into(), "B".into()))
+            .to_item()
+            .unwrap();
+        assert_eq!(item["PK"], s(format!("USER#{}", item_id(&item))));
+        assert_eq!(item["entity_type"], s("THING"));
+        assert_eq!(item["n"], AttributeValue::N("7".into()));
+        let back: Thing = from_item(item).unwrap();
+        assert_eq!(back.n, 7);
+        assert_eq!(back.maybe, None);
+    }
+
+    fn item_id(item: &Item) -> String {
+        match &item["id"] {
+            AttributeValue::S(s) => s.clone(),
+            _ => panic!("id"),
+        }
+    }
+
+    #[test]
+    fn cursor_keys_hold_only_key_attributes() {
+        let item = HashMap::from([
+            ("PK".to_string(), s("a")),
+            ("SK".to_string(), s("b")),
+            ("GSI1PK".to_string(), s("c")),
+            ("GSI1SK".to_string(), s("d")),
+            ("password_hash".to_string(), s("secret")),
+        ]);
+        assert_eq!(key_of(&item, None).len(), 2);
+        let k = key_of(&item, Some(keys::GSI1));
+        assert_eq!(k.len(), 4);
+        assert!(!k.contains_key("password_hash"));
+    }
+}
+
+/// Expression attribute names and values of one operation (only the ones it uses:
+/// DynamoDB rejects unused ones).
+#[derive(Default)]
+pub(crate) struct Expr {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+        self.names.insert(placeholder.into(), attribute.into());
+        self
+    }
+
+    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.into(), value);
+        self
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Sdk(Box::new(e))
+}
+
+/// The write operations of one transaction, in order (cancellation reasons refer to
+/// these indexes).
+pub(crate) struct Tx<'a> {
+    table: &'a str,
+    pub items: Vec<TransactWriteItem>,
+}
+
+impl<'a> Tx<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        Self {
+            table: &store.table,
+            items: Vec::new(),
+        }
+    }
+
+    /// Puts an item that must not exist yet (uniqueness markers, new entities).
+    pub fn put_new(self, item: Item) -> Result<Self, StoreError> {
+        self.put(item, Some("attribute_not_exists(PK)"), Expr::new())
+    }
+
+    pub fn put(mut self, item: Item, condition: Option<&str>, expr: Expr) -> Result<Self, StoreError> {
+        let op = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_string))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_error)?;
+        self.items.push(TransactWriteItem::builder().put(op).build());
+        Ok(self)
+    }
+
+    pub fn update(
+        mut self,
+        key: &keys::Key,
+        update: &str,
+        condition: Option<&str>,
+        expr: Expr,
+    ) -> Result<Self, StoreError> {
+        let op = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(self.table)
+            .set_key(Some(key_item(key)))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_string))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_error)?;
+        self.items.push(TransactWriteItem::builder().update(op).build());
+        Ok(self)
+    }
+
+    pub fn delete(mut self, key: &keys::Key, condition: Option<&str>, expr: Expr) -> Result<Self, StoreError> {
+        let op = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(self.table)
+            .set_key(Some(key_item(key)))
+            .set_condition_expression(condition.map(str::to_string))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_error)?;
+        self.items.push(TransactWriteItem::builder().delete(op).build());
+        Ok(self)
+    }
+}
+
+pub(crate) fn bool_value(b: bool) -> AttributeValue {
+    AttributeValue::Bool(b)
+}

@@ -1,0 +1,246 @@
+//! Users, their email markers and the admin counter.
+
+use super::{from_item, keys, n, s, Expr, Item, QueryPage, Store, StoreError, Stored, Tx};
+use crate::{error::ApiError, model::User};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Reserves an email (lower-cased) for one user.
+#[derive(Serialize, Deserialize)]
+struct EmailMarker {
+    user_id: Uuid,
+}
+
+/// How many times a read-then-conditional-write is redone after losing a race.
+const RACE_ATTEMPTS: usize = 3;
+
+fn user_item(user: &User) -> Result<Item, StoreError> {
+    Stored::new(keys::USER, keys::user(user.id), user)
+        .indexed(keys::users_index(&user.created_at, user.id))
+        .to_item()
+}
+
+/// The condition that the user item still has the team it was read with.
+fn team_condition(user: &User, expr: Expr) -> (String, Expr) {
+    match user.team_id {
+        Some(team) => (
+            "team_id = :seen_team".into(),
+            expr.value(":seen_team", s(team.to_string())),
+        ),
+        None => ("attribute_not_exists(team_id)".into(), expr),
+    }
+}
+
+impl Store {
+    /// Creates a user and reserves its email in one transaction: when many
+    /// registrations of one email race, exactly one wins and the others get a 409.
+    pub async fn create_user(&self, user: &User, normalised_email: &str) -> Result<(), ApiError> {
+        let marker = Stored::new(
+            keys::EMAIL,
+            keys::email(normalised_email),
+            EmailMarker { user_id: user.id },
+        )
+        .to_item()?;
+        let mut tx = Tx::new(self).put_new(user_item(user)?)?.put_new(marker)?;
+        if user.is_admin {
+            tx = tx.update(
+                &keys::admin_counter(),
+                "ADD admin_count :one SET entity_type = :et",
+                None,
+                Expr::new().value(":one", n(1)).value(":et", s(keys::META)),
+            )?;
+        }
+        match self.transact(tx.items).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.failed_at(1) => Err(ApiError::Conflict("an account with this email already exists".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.get(&keys::user(id)).await?.map(from_item).transpose()
+    }
+
+    /// Looks a user up by normalised email: the marker, then the user.
+    pub async fn find_user_by_email(&self, normalised_email: &str) -> Result<Option<User>, StoreError> {
+        let Some(marker) = self.get(&keys::email(normalised_email)).await? else {
+            return Ok(None);
+        };
+        let marker: EmailMarker = from_item(marker)?;
+        self.get_user(marker.user_id).await
+    }
+
+    /// Revokes every token issued so far (logout).
+    pub async fn bump_token_version(&self, id: Uuid) -> Result<(), ApiError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key_item(&keys::user(id))))
+            .update_expression("ADD token_version :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(super::classify)
+            .map_err(|e| match e {
+                e if e.is_condition_failed() => ApiError::Unauthorized("the token's user no longer exists".into()),
+                e => e.into(),
+            })?;
+        Ok(())
+    }
+
+    /// Replaces the password hash and revokes older tokens, provided no token was
+    /// revoked since `user` was read.
+    pub async fn change_password(&self, user: &User, new_hash: &str, now: &str) -> Result<(), ApiError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key_item(&keys::user(user.id))))
+            .update_expression("SET password_hash = :hash, updated_at = :now ADD token_version :one")
+            .condition_expression("token_version = :seen")
+            .expression_attribute_values(":hash", s(new_hash))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":seen", n(user.token_version))
+            .send()
+            .await
+            .map_err(super::classify)
+            .map_err(|e| match e {
+                e if e.is_condition_failed() => ApiError::Unauthorized("the token has been revoked".into()),
+                e => e.into(),
+            })?;
+        Ok(())
+    }
+
+    /// Promotes or demotes a user. The admin counter moves in the same transaction and
+    /// refuses to drop below one, so the last admin cannot be demoted.
+    pub async fn set_admin(&self, id: Uuid, make_admin: bool, now: &str) -> Result<User, ApiError> {
+        for _ in 0..RACE_ATTEMPTS {
+            let mut user = self
+                .get_user(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("user".into()))?;
+            if user.is_admin == make_admin {
+                return Ok(user);
+            }
+            let (team_cond, expr) = team_condition(
+                &user,
+                Expr::new()
+                    .value(":to", crate::store::bool_value(make_admin))
+                    .value(":from", crate::store::bool_value(user.is_admin))
+                    .value(":now", s(now)),
+            );
+            let mut tx = Tx::new(self).update(
+                &keys::user(id),
+                "SET is_admin = :to, updated_at = :now",
+                Some(&format!("is_admin = :from AND {team_cond}")),
+                expr,
+            )?;
+            if let Some(team) = user.team_id {
+                tx = tx.update(
+                    &keys::membership(team, id),
+                    "SET is_admin = :to",
+                    Some("attribute_exists(PK)"),
+                    Expr::new().value(":to", crate::store::bool_value(make_admin)),
+                )?;
+            }
+            tx = admin_counter_op(tx, make_admin)?;
+            let counter_index = tx.items.len() - 1;
+            match self.transact(tx.items).await {
+                Ok(()) => {
+                    user.is_admin = make_admin;
+                    user.updated_at = now.to_string();
+                    return Ok(user);
+                }
+                Err(e) if e.failed_at(counter_index) => {
+                    return Err(ApiError::Conflict("the last admin cannot be demoted".into()))
+                }
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict("the user changed while being updated; retry".into()))
+    }
+
+    /// Deletes a user with their email marker and membership. Their tokens die with
+    /// the item (authentication reads the current user).
+    pub async fn delete_user(&self, id: Uuid) -> Result<(), ApiError> {
+        for _ in 0..RACE_ATTEMPTS {
+            let user = self
+                .get_user(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("user".into()))?;
+            let (team_cond, expr) = team_condition(
+                &user,
+                Expr::new().value(":adm", crate::store::bool_value(user.is_admin)),
+            );
+            let mut tx = Tx::new(self)
+                .delete(&keys::user(id), Some(&format!("is_admin = :adm AND {team_cond}")), expr)?
+                .delete(
+                    &keys::email(&crate::auth::email::normalise(&user.email)),
+                    None,
+                    Expr::new(),
+                )?;
+            if let Some(team) = user.team_id {
+                tx = tx.delete(&keys::membership(team, id), None, Expr::new())?.update(
+                    &keys::team(team),
+                    "ADD member_count :minus",
+                    Some("attribute_exists(PK)"),
+                    Expr::new().value(":minus", n(-1)),
+                )?;
+            }
+            let counter_index = if user.is_admin {
+                tx = admin_counter_op(tx, false)?;
+                Some(tx.items.len() - 1)
+            } else {
+                None
+            };
+            match self.transact(tx.items).await {
+                Ok(()) => return Ok(()),
+                Err(e) if counter_index.is_some_and(|i| e.failed_at(i)) => {
+                    return Err(ApiError::Conflict("the last admin cannot be deleted".into()))
+                }
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict("the user changed while being deleted; retry".into()))
+    }
+
+    /// All users, oldest first.
+    pub async fn list_users(&self, limit: usize, start: Option<Item>) -> Result<(Vec<User>, Option<Item>), StoreError> {
+        let QueryPage { items, next } = self
+            .query_page(
+                super::KeyCondition {
+                    index: Some(keys::GSI1),
+                    pk: keys::USERS_INDEX_PK.into(),
+                    sk_prefix: None,
+                },
+                limit,
+                start,
+            )
+            .await?;
+        let users = items.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        Ok((users, next))
+    }
+}
+
+/// Moves the admin counter: up on promotion; down on demotion or deletion, only while
+/// at least one other admin remains.
+fn admin_counter_op(tx: Tx<'_>, promote: bool) -> Result<Tx<'_>, StoreError> {
+    if promote {
+        tx.update(
+            &keys::admin_counter(),
+            "ADD admin_count :one SET entity_type = :et",
+            None,
+            Expr::new().value(":one", n(1)).value(":et", s(keys::META)),
+        )
+    } else {
+        tx.update(
+            &keys::admin_counter(),
+            "ADD admin_count :minus",
+            Some("admin_count > :one"),
+            Expr::new().value(":minus", n(-1)).value(":one", n(1)),
+        )
+    }
+}
