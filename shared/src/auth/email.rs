@@ -29,7 +29,7 @@ impl Email {
             && !domain.ends_with('.')
             && !domain.contains("..")
             && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-            && !domain.contains('@');
+            && !local.contains('@');
         if !ok {
             return Err(invalid("must be an email address"));
         }

@@ -110,7 +110,7 @@ where
         if !failed.is_empty() {
             return (StoreError::ConditionFailed(failed), false);
         }
-        if codes.iter().any(|c| *c == "TransactionConflict") {
+        if codes.contains(&"TransactionConflict") {
             return (StoreError::Transient("TransactionConflict".into()), true);
         }
         if codes

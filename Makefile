@@ -1,0 +1,14 @@
+# Two commands: `make run` (the API on http://127.0.0.1:3000 with DynamoDB Local) and
+# `make test` (format, lint, template check, all tests). The work is in scripts/.
+
+.DEFAULT_GOAL := help
+.PHONY: help run test
+
+help: ## list the targets
+	@grep -E '^[a-z-]+: ##' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+): ## /  make \1\t/'
+
+run: ## build and run the dev server against DynamoDB Local (Ctrl-C stops both)
+	@bash scripts/run.sh
+
+test: ## cargo fmt --check, clippy -D warnings, template check, cargo test against DynamoDB Local
+	@bash scripts/test.sh

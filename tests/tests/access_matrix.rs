@@ -1,0 +1,123 @@
+//! Every route, called by each kind of caller: anonymous, a plain user, a user of
+//! another team, and an admin. A route missing from the matrix fails the test, so new
+//! routes cannot skip their authorization check.
+
+mod common;
+
+use common::{TestApp, TestUser, PASSWORD};
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::routes::ROUTES;
+
+/// The world each route is tried in: team A with `member`, team B with `other`, an
+/// admin without a team and a `target` user for the user-management routes.
+struct World {
+    app: TestApp,
+    admin: TestUser,
+    member: TestUser,
+    other: TestUser,
+    target: TestUser,
+    team_a: String,
+}
+
+async fn world() -> World {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (member, other, target) = (app.user().await, app.user().await, app.user().await);
+    let team_a = app.team(&admin, "team a").await;
+    let team_b = app.team(&admin, "team b").await;
+    app.add_member(&admin, &team_a, &member).await.expect(200);
+    app.add_member(&admin, &team_b, &other).await.expect(200);
+    World {
+        app,
+        admin,
+        member,
+        other,
+        target,
+        team_a,
+    }
+}
+
+/// Expected statuses for anonymous, member, other-team user, admin.
+fn expectations(key: &str) -> Option<[u16; 4]> {
+    Some(match key {
+        "GET /health" => [200, 200, 200, 200],
+        "POST /api/v1/auth/register" => [201, 201, 201, 201],
+        "POST /api/v1/auth/login" => [200, 200, 200, 200],
+        "GET /api/v1/auth/me" => [401, 200, 200, 200],
+        "POST /api/v1/auth/logout" => [401, 204, 204, 204],
+        "PUT /api/v1/users/me/password" => [401, 204, 204, 204],
+        "GET /api/v1/users/me/team" | "GET /api/v1/users/me/team/members" => [401, 200, 200, 404],
+        "GET /api/v1/users" | "GET /api/v1/users/{id}" | "PATCH /api/v1/users/{id}" => [401, 403, 403, 200],
+        "DELETE /api/v1/users/{id}" => [401, 403, 403, 204],
+        "POST /api/v1/teams" => [401, 403, 403, 201],
+        "GET /api/v1/teams" | "GET /api/v1/teams/{id}" | "PUT /api/v1/teams/{id}" => [401, 403, 403, 200],
+        "DELETE /api/v1/teams/{id}" => [401, 403, 403, 204],
+        "POST /api/v1/teams/{id}/members" => [401, 403, 403, 200],
+        "DELETE /api/v1/teams/{id}/members/{user_id}" => [401, 403, 403, 204],
+        _ => return None,
+    })
+}
+
+/// The concrete path and a valid body for a route, for the caller at `round`.
+fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Value>) {
+    let user_param = if path.starts_with("/api/v1/teams") {
+        &w.member.id
+    } else {
+        &w.target.id
+    };
+    let concrete = path.replace(
+        "{id}",
+        if path.starts_with("/api/v1/teams") {
+            &w.team_a
+        } else {
+            user_param
+        },
+    );
+    let concrete = concrete.replace("{user_id}", &w.member.id);
+    let body = match key {
+        "POST /api/v1/auth/register" => {
+            Some(json!({ "email": format!("new{round}@example.com"), "password": PASSWORD }))
+        }
+        "POST /api/v1/auth/login" => Some(json!({ "email": w.target.email, "password": PASSWORD })),
+        "POST /api/v1/auth/logout" => Some(json!({})),
+        "PUT /api/v1/users/me/password" => {
+            Some(json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" }))
+        }
+        "PATCH /api/v1/users/{id}" => Some(json!({ "is_admin": true })),
+        "POST /api/v1/teams" => Some(json!({ "name": format!("new team {round}") })),
+        "PUT /api/v1/teams/{id}" => Some(json!({ "description": "updated" })),
+        "POST /api/v1/teams/{id}/members" => Some(json!({ "user_id": w.target.id })),
+        _ => None,
+    };
+    (concrete, body)
+}
+
+#[tokio::test]
+async fn every_route_answers_each_kind_of_caller_as_expected() {
+    let mut missing = Vec::new();
+    let mut failures = Vec::new();
+    for route in ROUTES {
+        let key = route.key();
+        let Some(expected) = expectations(&key) else {
+            missing.push(key);
+            continue;
+        };
+        let w = world().await;
+        let callers: [Option<&str>; 4] = [None, Some(&w.member.token), Some(&w.other.token), Some(&w.admin.token)];
+        for (round, (token, want)) in callers.iter().zip(expected).enumerate() {
+            let (path, body) = request(&w, route.path, &key, round);
+            let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+            let got = w.app.send(method, &path, *token, body).await;
+            if got.status.as_u16() != want {
+                let who = ["anonymous", "member", "other-team user", "admin"][round];
+                failures.push(format!(
+                    "{key} as {who}: expected {want}, got {} {}",
+                    got.status, got.text
+                ));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "routes missing from the access matrix: {missing:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
