@@ -2,7 +2,7 @@
 # `make test` (format, lint, template check, all tests). The work is in scripts/.
 
 .DEFAULT_GOAL := help
-.PHONY: help run test
+.PHONY: help run test build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+: ##' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+): ## /  make \1\t/'
@@ -12,3 +12,6 @@ run: ## build and run the dev server against DynamoDB Local (Ctrl-C stops both)
 
 test: ## cargo fmt --check, clippy -D warnings, template check, cargo test against DynamoDB Local
 	@bash scripts/test.sh
+
+build: ## build every function for AWS (arm64 zips under target/lambda/) and print their sizes
+	@bash scripts/build.sh

@@ -2,7 +2,7 @@
 # `make test`: everything CI checks, in order, stopping at the first failure:
 #   1. cargo fmt --all -- --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings
-#   3. scripts/validate-template.sh (lints template.yaml)
+#   3. scripts/lint-infra.sh (lints template.yaml and the GitHub workflows)
 #   4. cargo test --workspace, with DynamoDB Local started on a free port chosen by the
 #      OS and DYNAMODB_ENDPOINT pointing at it (the tests create their own tables).
 # DynamoDB Local is stopped on exit, whatever happens.
@@ -42,12 +42,8 @@ echo "ok"
 section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-section "scripts/validate-template.sh"
-if [[ -f scripts/validate-template.sh ]]; then
-    bash scripts/validate-template.sh
-else
-    echo "skipped: scripts/validate-template.sh not present"
-fi
+section "scripts/lint-infra.sh (template.yaml, workflows)"
+bash scripts/lint-infra.sh
 
 # Compile first, so that DynamoDB Local does not sit idle through the build.
 section "cargo test --workspace --no-run (build)"

@@ -79,6 +79,24 @@ impl App {
     }
 }
 
+impl App {
+    /// For functions that serve only public routes: the configuration without a
+    /// signing key source; an ephemeral random key stands in, which nothing uses.
+    pub async fn public_from_env() -> Result<Arc<Self>, InitError> {
+        let ephemeral: [u8; 32] = rand::random();
+        let ephemeral = ephemeral.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let config = Config::from_lookup(|name| match name {
+            "JWT_SECRET_ARN" | "JWT_SECRET_FILE" => None,
+            "JWT_SECRET" => Some(ephemeral.clone()),
+            other => std::env::var(other).ok().filter(|v| !v.trim().is_empty()),
+        })?;
+        let sdk = sdk_config(&config.region, config.dynamodb_endpoint.as_deref()).await;
+        let key = SecretBox::new(Box::new(ephemeral.into_bytes()));
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        Ok(Arc::new(Self::new(config, client, &key, Clock::System)))
+    }
+}
+
 /// The AWS SDK configuration: the real chain on AWS; a fixed region and dummy
 /// credentials when `DYNAMODB_ENDPOINT` points at DynamoDB Local.
 pub async fn sdk_config(region: &str, dynamodb_endpoint: Option<&str>) -> aws_config::SdkConfig {

@@ -61,13 +61,15 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            let message = e.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-            ApiError::Validation(vec![FieldError::new(field_of(&message), message)])
-        }
-        _ => ApiError::bad_request(format!("malformed JSON body: {e}")),
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+    // serde would read a JSON array field by field into a struct; bodies are objects.
+    if !value.is_object() {
+        return Err(ApiError::validation("body", "must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        ApiError::Validation(vec![FieldError::new(field_of(&message), message)])
     })
 }
 
@@ -92,6 +94,17 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
         .map(str::to_string)
+}
+
+/// The query parameters of every list, as the OpenAPI document shows them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page; opaque.
+    pub cursor: Option<String>,
 }
 
 /// `?limit=` (1–100, default 50) and `?cursor=` of a list request.
@@ -174,6 +187,8 @@ mod tests {
         assert_eq!(status(req(Some("application/json"), r#"{"email":1}"#)), 422);
         assert_eq!(status(req(Some("application/json"), r#"{"email":"a","x":1}"#)), 422);
         assert_eq!(status(req(Some("application/json"), r#"{}"#)), 422);
+        assert_eq!(status(req(Some("application/json"), r#"["a"]"#)), 422);
+        assert_eq!(status(req(Some("application/json"), r#""a""#)), 422);
         let huge = format!(r#"{{"email":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
         assert_eq!(status(req(Some("application/json"), &huge)), 413);
         assert!(json_body::<In>(&req(Some("application/json; charset=utf-8"), r#"{"email":"a"}"#)).is_ok());

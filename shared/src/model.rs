@@ -2,6 +2,7 @@
 //! holds a password hash, a token version or a key attribute.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A stored user. `password_hash` is a PHC string (argon2id).
@@ -32,7 +33,7 @@ impl std::fmt::Debug for User {
 }
 
 /// What the API shows of a user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
@@ -87,7 +88,7 @@ pub struct Team {
     pub deleting: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct TeamView {
     pub id: Uuid,
     pub name: String,
@@ -116,7 +117,7 @@ impl From<&Team> for TeamView {
 /// stored in the team's partition so that a team and its members come back from one
 /// query, and kept in step with the user item in the same transactions (join, leave,
 /// promote, demote, delete).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct UserSummary {
     pub id: Uuid,
     pub email: String,
@@ -138,7 +139,7 @@ impl From<&User> for UserSummary {
 }
 
 /// A team with its members (`GET /teams/{id}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TeamWithMembers {
     #[serde(flatten)]
     pub team: TeamView,
@@ -146,8 +147,9 @@ pub struct TeamWithMembers {
 }
 
 /// A page of a list response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Opaque; pass it back as `?cursor=` for the next page. `null` on the last page.
     pub next_cursor: Option<String>,
 }

@@ -130,6 +130,29 @@ pub async fn run_lambda(router: Router) -> Result<(), lambda_http::Error> {
     let app = App::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    app.store.warm_up().await;
+    serve_lambda(router, app).await
+}
+
+/// Like [`run_lambda`], for a function whose routes are all public (`docs`): it never
+/// issues or checks a token, so it does not read the signing key (and its role
+/// needs no access to the secret).
+///
+/// # Panics
+/// At init, when the router has a non-public route.
+pub async fn run_public_lambda(router: Router) -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    assert!(
+        router.handlers.values().all(|(access, _)| *access == Access::Public),
+        "run_public_lambda serves public routes only"
+    );
+    let app = App::public_from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+    serve_lambda(router, app).await
+}
+
+async fn serve_lambda(router: Router, app: Arc<App>) -> Result<(), lambda_http::Error> {
     let router = Arc::new(router);
     lambda_http::run(lambda_http::service_fn(move |req| {
         let (app, router) = (app.clone(), router.clone());

@@ -35,6 +35,9 @@ use Access::{Admin, Public, User};
 
 pub const ROUTES: &[RouteSpec] = &[
     route("docs", "GET", "/health", Public),
+    route("docs", "GET", "/docs", Public),
+    route("docs", "GET", "/docs/{file}", Public),
+    route("docs", "GET", "/openapi.json", Public),
     route("auth", "POST", "/api/v1/auth/register", Public),
     route("auth", "POST", "/api/v1/auth/login", Public),
     route("auth", "GET", "/api/v1/auth/me", User),

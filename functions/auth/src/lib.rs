@@ -2,14 +2,24 @@
 
 use serde::Deserialize;
 use shared::{
-    auth::{email::Email, password},
+    auth::{
+        email::{self, Email},
+        jwt::AccessToken,
+        password, Attempt,
+    },
     clock::format_timestamp,
     error::{ApiError, FieldError},
     http,
     model::{User, UserView},
     router::{Ctx, HandlerResult, Router},
-    store::{LoginWindow, MAX_FAILURES},
 };
+use utoipa::{OpenApi, ToSchema};
+
+/// This function's part of the OpenAPI document (errors and security are added from
+/// the route table by the `docs` function).
+#[derive(OpenApi)]
+#[openapi(paths(register, login, me, logout))]
+pub struct ApiDoc;
 
 pub fn router() -> Router {
     Router::new("auth")
@@ -19,10 +29,14 @@ pub fn router() -> Router {
         .route("POST /api/v1/auth/logout", logout)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
+    /// Trimmed; unique case-insensitively.
+    #[schema(example = "ada@example.com")]
     email: String,
+    /// 12–128 characters, any Unicode; common passwords are refused.
+    #[schema(example = "correct horse battery staple", min_length = 12, max_length = 128)]
     password: String,
 }
 
@@ -45,6 +59,10 @@ fn collect(err: ApiError, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Create an account (never an admin, never in a team).
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Registration,
+    responses((status = 201, description = "The new user", body = UserView),
+              (status = 409, description = "The email is taken", body = shared::error::Problem)))]
 async fn register(ctx: Ctx) -> HandlerResult {
     let input: Registration = http::json_body(&ctx.req)?;
     let email = validate_credentials(&input.email, &input.password)?;
@@ -57,16 +75,18 @@ async fn register(ctx: Ctx) -> HandlerResult {
 
 /// Login input: JSON `{email, password}`, or the OAuth2 password-flow form
 /// (`username`, `password`) used by the interactive docs' Authorize button.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct JsonLogin {
+    #[schema(example = "ada@example.com")]
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FormLogin {
+    /// The email.
     username: String,
     password: String,
     grant_type: Option<String>,
@@ -94,38 +114,49 @@ fn bad_credentials() -> ApiError {
     ApiError::Unauthorized("invalid email or password".into())
 }
 
+/// Sign in: exchange email and password for an access token.
+///
 /// Unknown email and wrong password give the same 401 and cost the same argon2
 /// verification; failures are counted per email and throttled (see `store::throttle`).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body(content(
+        (JsonLogin = "application/json"),
+        (FormLogin = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "A bearer token", body = AccessToken),
+              (status = 429, description = "Too many failed attempts for this account; see Retry-After",
+               body = shared::error::Problem)))]
 async fn login(ctx: Ctx) -> HandlerResult {
     let (email, password) = login_input(&ctx)?;
-    let email = shared::auth::email::normalise(&email);
-    let now = ctx.app.clock.now();
-    let window = LoginWindow::at(now.unix_timestamp());
-    let store = &ctx.app.store;
-    let (user, failures) = tokio::try_join!(store.find_user_by_email(&email), store.login_failures(&email, window))?;
-    if failures >= MAX_FAILURES {
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: u64::try_from(window.ends_at - now.unix_timestamp()).unwrap_or(1).max(1),
-        });
-    }
-    let verified = password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let Some(key) = email::lookup_key(&email) else {
+        // No account can have this email; spend the same verification time anyway.
+        password::verify(password, None).await?;
+        return Err(bad_credentials());
+    };
+    let app = &ctx.app;
+    let lookup = async { app.store.find_user_for_login(&key).await.map_err(ApiError::from) };
+    let (user, attempt) = tokio::try_join!(lookup, Attempt::reserve(app, &key))?;
+    let verified = attempt
+        .verify(app, password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
     match user {
         Some(user) if verified => {
             tracing::info!(user_id = %user.id, "login");
-            http::ok(&ctx.app.tokens.issue(user.id, user.token_version, now)?)
+            http::ok(&app.tokens.issue(user.id, user.token_version, app.clock.now())?)
         }
-        _ => {
-            store.record_login_failure(&email, window).await?;
-            Err(bad_credentials())
-        }
+        _ => Err(bad_credentials()),
     }
 }
 
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = UserView)))]
 async fn me(ctx: Ctx) -> HandlerResult {
     http::ok(&UserView::from(ctx.caller()?))
 }
 
-/// Revokes every token of the caller issued so far.
+/// Sign out everywhere: every token of the caller issued so far stops working.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "Signed out")))]
 async fn logout(ctx: Ctx) -> HandlerResult {
     ctx.app.store.bump_token_version(ctx.caller()?.id).await?;
     http::no_content()

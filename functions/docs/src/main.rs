@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::router::run_lambda(docs_function::router()).await
+    shared::router::run_public_lambda(docs_function::router()).await
 }

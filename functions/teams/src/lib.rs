@@ -3,13 +3,30 @@
 use serde::Deserialize;
 use shared::{
     clock::format_timestamp,
+    error::Problem,
     error::{ApiError, FieldError},
+    http::PageQuery,
     http::{self, PageRequest},
-    model::{Team, TeamView, TeamWithMembers, UserView},
+    model::{Page, Team, TeamView, TeamWithMembers, UserView},
     router::{Ctx, HandlerResult, Router},
     store::TeamChanges,
 };
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
+
+/// This function's part of the OpenAPI document (errors and security are added from
+/// the route table by the `docs` function).
+#[derive(OpenApi)]
+#[openapi(paths(
+    create_team,
+    list_teams,
+    get_team,
+    update_team,
+    delete_team,
+    add_member,
+    remove_member
+))]
+pub struct ApiDoc;
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
@@ -63,13 +80,20 @@ fn parse_changes(name: Option<&str>, description: Option<&str>) -> Result<TeamCh
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTeam {
+    /// Trimmed, 1–100 characters, unique case-insensitively.
+    #[schema(example = "Platform")]
     name: String,
+    /// At most 1000 characters.
     description: Option<String>,
 }
 
+/// Create a team.
+#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = NewTeam,
+    responses((status = 201, description = "The new team", body = TeamView),
+              (status = 409, description = "The name is taken", body = Problem)))]
 async fn create_team(ctx: Ctx) -> HandlerResult {
     let input: NewTeam = http::json_body(&ctx.req)?;
     let changes = parse_changes(Some(&input.name), input.description.as_deref())?;
@@ -90,6 +114,9 @@ async fn create_team(ctx: Ctx) -> HandlerResult {
     http::created(&TeamView::from(&team))
 }
 
+/// All teams, oldest first.
+#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", params(PageQuery),
+    responses((status = 200, description = "A page of teams", body = Page<TeamView>)))]
 async fn list_teams(ctx: Ctx) -> HandlerResult {
     let page = PageRequest::from_request(&ctx.req)?;
     let start = ctx.app.cursors.start("teams", &page)?;
@@ -106,6 +133,9 @@ fn team_not_found() -> ApiError {
     ApiError::NotFound("team".into())
 }
 
+/// A team with its members.
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams",
+    responses((status = 200, description = "The team and its members", body = TeamWithMembers)))]
 async fn get_team(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let (team, members) = ctx
@@ -120,13 +150,18 @@ async fn get_team(ctx: Ctx) -> HandlerResult {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TeamUpdate {
+    /// New name; same rules as on creation.
     name: Option<String>,
     description: Option<String>,
 }
 
+/// Rename a team or change its description; absent fields stay as they are.
+#[utoipa::path(put, path = "/api/v1/teams/{id}", tag = "teams", request_body = TeamUpdate,
+    responses((status = 200, description = "The updated team", body = TeamView),
+              (status = 409, description = "The name is taken, or the team kept changing", body = Problem)))]
 async fn update_team(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let input: TeamUpdate = http::json_body(&ctx.req)?;
@@ -142,6 +177,9 @@ async fn update_team(ctx: Ctx) -> HandlerResult {
     http::ok(&TeamView::from(&team))
 }
 
+/// Delete a team; its members are left without a team.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams",
+    responses((status = 204, description = "Deleted")))]
 async fn delete_team(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     ctx.app.store.delete_team(id).await?;
@@ -149,12 +187,16 @@ async fn delete_team(ctx: Ctx) -> HandlerResult {
     http::no_content()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewMember {
     user_id: Uuid,
 }
 
+/// Add a user to the team (repeating it is harmless).
+#[utoipa::path(post, path = "/api/v1/teams/{id}/members", tag = "teams", request_body = NewMember,
+    responses((status = 200, description = "The user, now in the team", body = UserView),
+              (status = 409, description = "The user belongs to another team", body = Problem)))]
 async fn add_member(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let input: NewMember = http::json_body(&ctx.req)?;
@@ -163,6 +205,9 @@ async fn add_member(ctx: Ctx) -> HandlerResult {
     http::ok(&UserView::from(&user))
 }
 
+/// Take a user out of the team.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams",
+    responses((status = 204, description = "Removed")))]
 async fn remove_member(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let user_id = http::path_uuid(&ctx.req, "user_id", "member")?;

@@ -2,15 +2,31 @@
 
 use serde::Deserialize;
 use shared::{
-    auth::{email, password},
+    auth::{email, password, Attempt},
     clock::format_timestamp,
     error::ApiError,
+    error::Problem,
+    http::PageQuery,
     http::{self, PageRequest},
-    model::{TeamView, UserSummary, UserView},
+    model::{Page, TeamView, UserSummary, UserView},
     router::{Ctx, HandlerResult, Router},
-    store::{LoginWindow, MAX_FAILURES},
 };
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
+
+/// This function's part of the OpenAPI document (errors and security are added from
+/// the route table by the `docs` function).
+#[derive(OpenApi)]
+#[openapi(paths(
+    change_password,
+    my_team,
+    my_team_members,
+    list_users,
+    get_user,
+    update_user,
+    delete_user
+))]
+pub struct ApiDoc;
 
 pub fn router() -> Router {
     Router::new("users")
@@ -23,7 +39,7 @@ pub fn router() -> Router {
         .route("DELETE /api/v1/users/{id}", delete_user)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
@@ -33,25 +49,25 @@ struct PasswordChange {
 /// Changes the caller's password and revokes their older tokens. Wrong current
 /// passwords count towards the same per-account throttle as failed logins, so a
 /// stolen token cannot be used to guess the password.
+/// Change my password; every earlier token of mine stops working.
+#[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", request_body = PasswordChange,
+    responses((status = 204, description = "Changed; sign in again"),
+              (status = 429, description = "Too many wrong current passwords; see Retry-After", body = Problem)))]
 async fn change_password(ctx: Ctx) -> HandlerResult {
     let input: PasswordChange = http::json_body(&ctx.req)?;
     let user = ctx.caller()?;
-    let store = &ctx.app.store;
-    let key = email::normalise(&user.email);
-    let now = ctx.app.clock.now();
-    let window = LoginWindow::at(now.unix_timestamp());
-    if store.login_failures(&key, window).await? >= MAX_FAILURES {
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: u64::try_from(window.ends_at - now.unix_timestamp()).unwrap_or(1).max(1),
-        });
-    }
-    if !password::verify(input.current_password, Some(user.password_hash.clone())).await? {
-        store.record_login_failure(&key, window).await?;
+    let app = &ctx.app;
+    let attempt = Attempt::reserve(app, &email::normalise(&user.email)).await?;
+    if !attempt
+        .verify(app, input.current_password, Some(user.password_hash.clone()))
+        .await?
+    {
         return Err(ApiError::validation("current_password", "is not your current password"));
     }
     password::check_policy("new_password", &input.new_password, &[user.email.as_str()])?;
     let hash = password::hash(input.new_password).await?;
-    store.change_password(user, &hash, &format_timestamp(now)).await?;
+    let now = format_timestamp(app.clock.now());
+    app.store.change_password(user, &hash, &now).await?;
     tracing::info!(user_id = %user.id, "password changed");
     http::no_content()
 }
@@ -60,6 +76,10 @@ fn no_team() -> ApiError {
     ApiError::NotFound("team".into())
 }
 
+/// My team.
+#[utoipa::path(get, path = "/api/v1/users/me/team", tag = "users",
+    responses((status = 200, description = "My team", body = TeamView),
+              (status = 404, description = "I have no team", body = Problem)))]
 async fn my_team(ctx: Ctx) -> HandlerResult {
     let team_id = ctx.caller()?.team_id.ok_or_else(no_team)?;
     let team = ctx.app.store.get_team(team_id).await?.ok_or_else(no_team)?;
@@ -71,6 +91,10 @@ fn members_scope(team_id: Uuid) -> String {
     format!("members:{team_id}")
 }
 
+/// The members of my team.
+#[utoipa::path(get, path = "/api/v1/users/me/team/members", tag = "users", params(PageQuery),
+    responses((status = 200, description = "A page of members", body = Page<UserSummary>),
+              (status = 404, description = "I have no team", body = Problem)))]
 async fn my_team_members(ctx: Ctx) -> HandlerResult {
     let team_id = ctx.caller()?.team_id.ok_or_else(no_team)?;
     let page = PageRequest::from_request(&ctx.req)?;
@@ -80,12 +104,28 @@ async fn my_team_members(ctx: Ctx) -> HandlerResult {
     http::ok(&ctx.app.cursors.page(&scope, members, next)?)
 }
 
+/// Filters of the user list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct UserFilters {
+    /// Only the members of this team.
+    team_id: Option<Uuid>,
+    /// Only the user with this email (case-insensitive); `limit` and `cursor` do not apply.
+    email: Option<String>,
+}
+
 /// All users, or those of one team (`?team_id=`), or the one with an email (`?email=`).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageQuery, UserFilters),
+    responses((status = 200, description = "A page of users", body = Page<UserSummary>)))]
 async fn list_users(ctx: Ctx) -> HandlerResult {
     let page = PageRequest::from_request(&ctx.req)?;
     let store = &ctx.app.store;
     if let Some(raw) = http::query_param(&ctx.req, "email") {
-        let user = store.find_user_by_email(&email::normalise(&raw)).await?;
+        let user = match email::lookup_key(&raw) {
+            Some(key) => store.find_user_by_email(&key).await?,
+            None => None,
+        };
         let items: Vec<UserSummary> = user.iter().map(UserSummary::from).collect();
         return http::ok(&ctx.app.cursors.page("users:email", items, None)?);
     }
@@ -106,6 +146,9 @@ fn user_id(ctx: &Ctx) -> Result<Uuid, ApiError> {
     http::path_uuid(&ctx.req, "id", "user")
 }
 
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 200, description = "The user", body = UserView)))]
 async fn get_user(ctx: Ctx) -> HandlerResult {
     let id = user_id(&ctx)?;
     let user = ctx
@@ -117,14 +160,19 @@ async fn get_user(ctx: Ctx) -> HandlerResult {
     http::ok(&UserView::from(&user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserUpdate {
     is_admin: Option<bool>,
 }
 
-/// Promotes or demotes a user; effective at once, since every request reads the
-/// caller's current role. The last admin cannot be demoted (409).
+/// Promote or demote a user; effective at once. The last admin cannot be demoted.
+///
+/// Every request reads the caller's current role, so the change applies to tokens
+/// already issued.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserUpdate,
+    responses((status = 200, description = "The user", body = UserView),
+              (status = 409, description = "The last admin cannot be demoted", body = Problem)))]
 async fn update_user(ctx: Ctx) -> HandlerResult {
     let id = user_id(&ctx)?;
     let input: UserUpdate = http::json_body(&ctx.req)?;
@@ -144,7 +192,10 @@ async fn update_user(ctx: Ctx) -> HandlerResult {
     http::ok(&UserView::from(&user))
 }
 
-/// Deletes a user, their membership and (with the user item) their tokens.
+/// Delete a user, with their membership; their tokens stop working.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 204, description = "Deleted"),
+              (status = 409, description = "The last admin cannot be deleted", body = Problem)))]
 async fn delete_user(ctx: Ctx) -> HandlerResult {
     let id = user_id(&ctx)?;
     ctx.app.store.delete_user(id).await?;

@@ -46,9 +46,15 @@ impl Email {
     }
 }
 
-/// Normalises any string the way stored emails are keyed (for filters and login).
+/// Normalises any string the way stored emails are keyed.
 pub fn normalise(raw: &str) -> String {
     raw.trim().to_lowercase()
+}
+
+/// The key to look an email up by (login, filters): `None` when it is longer than any
+/// stored email can be, so oversized input never reaches DynamoDB's key-size limit.
+pub fn lookup_key(raw: &str) -> Option<String> {
+    Some(normalise(raw)).filter(|k| !k.is_empty() && k.len() <= MAX_LEN)
 }
 
 #[cfg(test)]
@@ -80,6 +86,13 @@ mod tests {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Email::parse(&format!("{}@b.c", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn lookup_keys_are_bounded() {
+        assert_eq!(lookup_key(" A@B.C ").as_deref(), Some("a@b.c"));
+        assert_eq!(lookup_key(&"a".repeat(2000)), None);
+        assert_eq!(lookup_key("  "), None);
     }
 
     #[test]

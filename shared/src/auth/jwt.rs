@@ -28,10 +28,12 @@ pub struct Claims {
 }
 
 /// An issued token, as the login endpoint returns it.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessToken {
     pub access_token: String,
+    /// Always `bearer`.
     pub token_type: String,
+    /// Lifetime in seconds.
     pub expires_in: u64,
 }
 

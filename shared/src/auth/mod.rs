@@ -6,7 +6,7 @@ pub mod email;
 pub mod jwt;
 pub mod password;
 
-use crate::{error::ApiError, model::User, App};
+use crate::{error::ApiError, model::User, store::LoginWindow, App};
 use lambda_http::Request;
 
 /// Who may call a route. Every route declares one in [`crate::routes::ROUTES`]; the
@@ -67,5 +67,39 @@ pub async fn authorize(app: &App, req: &Request, access: Access) -> Result<Optio
                 Err(ApiError::Forbidden)
             }
         }
+    }
+}
+
+/// One password attempt under the per-account throttle (see `store::login`): reserve a
+/// slot first (429 when the account is locked), then verify; a correct password gives
+/// the slot back, a wrong one keeps it as a counted failure.
+pub struct Attempt {
+    key: String,
+    window: LoginWindow,
+}
+
+impl Attempt {
+    /// Reserves an attempt for the account keyed by `email_key` (a normalised email).
+    pub async fn reserve(app: &App, email_key: &str) -> Result<Self, ApiError> {
+        let now = app.clock.now().unix_timestamp();
+        let window = LoginWindow::at(now);
+        if !app.store.reserve_login_attempt(email_key, window).await? {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: u64::try_from(window.ends_at - now).unwrap_or(1).max(1),
+            });
+        }
+        Ok(Self {
+            key: email_key.to_string(),
+            window,
+        })
+    }
+
+    /// Verifies `password` against `stored` (or the dummy hash when there is no account).
+    pub async fn verify(self, app: &App, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        let ok = password::verify(password, stored).await?;
+        if ok {
+            app.store.release_login_attempt(&self.key, self.window).await?;
+        }
+        Ok(ok)
     }
 }

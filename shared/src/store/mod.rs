@@ -2,12 +2,12 @@
 //! writes and transactions whose cancellation reasons become domain errors.
 
 pub mod keys;
+mod login;
 mod teams;
-mod throttle;
 mod users;
 
+pub use login::{LoginWindow, MAX_FAILURES, WINDOW_SECS};
 pub use teams::{normalise_team_name, TeamChanges};
-pub use throttle::{LoginWindow, MAX_FAILURES, WINDOW_SECS};
 
 use crate::error::ApiError;
 use aws_sdk_dynamodb::{
@@ -69,7 +69,10 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Error codes that mean "try again later" (throttling, or losing a race to a
+/// transaction on a single-item write).
 const THROTTLING_CODES: &[&str] = &[
+    "TransactionConflictException",
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
@@ -218,6 +221,16 @@ impl Store {
         }
     }
 
+    /// Opens the connection to DynamoDB (DNS, TCP, TLS) with one cheap read, so the
+    /// first request after a cold start does not pay for it. Failures are logged only:
+    /// the first real request will retry and report properly.
+    pub async fn warm_up(&self) {
+        let key = (format!("{}#WARMUP", keys::META), format!("{}#WARMUP", keys::META));
+        if let Err(e) = self.get(&key).await {
+            tracing::warn!(error = %e, "DynamoDB warm-up failed");
+        }
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -303,7 +316,8 @@ impl Store {
             items.truncate(limit);
             items.last().map(|last| key_of(last, cond.index))
         } else {
-            None
+            // DynamoDB stopped early (1 MB per response): more may follow.
+            out.last_evaluated_key.filter(|k| !k.is_empty())
         };
         Ok(QueryPage { items, next })
     }

@@ -190,8 +190,16 @@ impl Store {
             Some("attribute_not_exists(PK) OR team_id = :id"),
             Expr::new().value(":id", s(id.to_string())),
         )?;
-        self.transact(tx.items).await?;
-        Ok(())
+        match self.transact(tx.items).await {
+            Ok(()) => Ok(()),
+            // A concurrent delete of this team released the name and another team has
+            // taken it since: only this team's own item may be left to remove.
+            Err(e) if e.failed_at(1) => {
+                let alone = Tx::new(self).delete(&keys::team(id), None, Expr::new())?;
+                Ok(self.transact(alone.items).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The team item (even while deleting) and its members.
@@ -286,11 +294,8 @@ impl Store {
 
     /// Removes a member from a team; 404 when the user is not a member of it.
     pub async fn remove_member(&self, team_id: Uuid, user_id: Uuid, now: &str) -> Result<(), ApiError> {
+        // No read first: the condition on the user item says whether they are a member.
         let not_member = || ApiError::NotFound("member".into());
-        let user = self.get_user(user_id).await?.ok_or_else(not_member)?;
-        if user.team_id != Some(team_id) {
-            return Err(not_member());
-        }
         let tx = Tx::new(self)
             .update(
                 &keys::user(user_id),

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 /// Reserves an email (lower-cased) for one user.
 #[derive(Serialize, Deserialize)]
-struct EmailMarker {
-    user_id: Uuid,
+pub(super) struct EmailMarker {
+    pub user_id: Uuid,
 }
 
 /// How many times a read-then-conditional-write is redone after losing a race.
