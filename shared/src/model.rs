@@ -153,3 +153,115 @@ pub struct Page<T> {
     /// Opaque; pass it back as `?cursor=` for the next page. `null` on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// Where a resource request is in its life. The allowed moves are in
+/// [`RequestStatus::can_become`] and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Cancelled,
+    Provisioning,
+    Ready,
+    Failed,
+    Deleting,
+    Deleted,
+}
+
+impl RequestStatus {
+    pub const ALL: [RequestStatus; 9] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Rejected,
+        Self::Cancelled,
+        Self::Provisioning,
+        Self::Ready,
+        Self::Failed,
+        Self::Deleting,
+        Self::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Cancelled => "cancelled",
+            Self::Provisioning => "provisioning",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The state machine: `pending → approved | rejected | cancelled`, then (later
+    /// phases) `approved → provisioning → ready | failed` and `ready → deleting → deleted`.
+    pub fn can_become(self, to: RequestStatus) -> bool {
+        use RequestStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Approved | Rejected | Cancelled)
+                | (Approved, Provisioning)
+                | (Provisioning, Ready | Failed)
+                | (Ready, Deleting)
+                | (Deleting, Deleted)
+        )
+    }
+
+    /// Whether a request in this status still holds its name in the team.
+    pub fn holds_name(self) -> bool {
+        !matches!(self, Self::Rejected | Self::Cancelled | Self::Deleted)
+    }
+}
+
+/// One step of a request's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Transition {
+    pub from: Option<RequestStatus>,
+    pub to: RequestStatus,
+    pub by: Uuid,
+    pub at: String,
+    pub comment: Option<String>,
+}
+
+/// A resource request, as stored and as shown (it holds nothing internal).
+/// `parameters` were validated against the resource type's schema, defaults filled in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResourceRequest {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub requester_id: Uuid,
+    #[schema(example = "postgres")]
+    pub resource_type: String,
+    /// A DNS label, unique within the team for the resource type.
+    #[schema(example = "orders-db")]
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    pub justification: String,
+    pub status: RequestStatus,
+    pub created_at: String,
+    pub updated_at: String,
+    pub history: Vec<Transition>,
+}
+
+/// Work for the provisioning worker, written in the same transaction as an approval
+/// so that no approved request can be lost on the way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProvisioningJob {
+    pub request_id: Uuid,
+    pub team_id: Uuid,
+    pub resource_type: String,
+    pub name: String,
+    pub parameters: serde_json::Value,
+    pub status: String,
+    pub attempts: u32,
+    pub created_at: String,
+}

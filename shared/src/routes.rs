@@ -56,6 +56,14 @@ pub const ROUTES: &[RouteSpec] = &[
     route("teams", "DELETE", "/api/v1/teams/{id}", Admin),
     route("teams", "POST", "/api/v1/teams/{id}/members", Admin),
     route("teams", "DELETE", "/api/v1/teams/{id}/members/{user_id}", Admin),
+    route("requests", "GET", "/api/v1/resource-types", User),
+    route("requests", "POST", "/api/v1/requests", User),
+    route("requests", "GET", "/api/v1/requests", User),
+    route("requests", "GET", "/api/v1/requests/{id}", User),
+    route("requests", "POST", "/api/v1/requests/{id}/cancel", User),
+    route("requests", "POST", "/api/v1/requests/{id}/approve", Admin),
+    route("requests", "POST", "/api/v1/requests/{id}/reject", Admin),
+    route("requests", "GET", "/api/v1/admin/requests/pending", Admin),
 ];
 
 /// Looks a route up by its API Gateway route key.

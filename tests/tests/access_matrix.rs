@@ -18,6 +18,8 @@ struct World {
     other: TestUser,
     target: TestUser,
     team_a: String,
+    /// A pending request of `member`'s.
+    request: String,
 }
 
 async fn world() -> World {
@@ -28,6 +30,18 @@ async fn world() -> World {
     let team_b = app.team(&admin, "team b").await;
     app.add_member(&admin, &team_a, &member).await.expect(200);
     app.add_member(&admin, &team_b, &other).await.expect(200);
+    let request = app
+        .post(
+            "/api/v1/requests",
+            Some(&member.token),
+            json!({ "resource_type": "s3_bucket", "name": "assets", "justification": "static files" }),
+        )
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     World {
         app,
         admin,
@@ -35,6 +49,7 @@ async fn world() -> World {
         other,
         target,
         team_a,
+        request,
     }
 }
 
@@ -55,25 +70,29 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         "DELETE /api/v1/teams/{id}" => [401, 403, 403, 204],
         "POST /api/v1/teams/{id}/members" => [401, 403, 403, 200],
         "DELETE /api/v1/teams/{id}/members/{user_id}" => [401, 403, 403, 204],
+        "GET /api/v1/resource-types" | "GET /api/v1/requests" => [401, 200, 200, 200],
+        // The admin is in no team: only team members can request.
+        "POST /api/v1/requests" => [401, 201, 201, 403],
+        // The other team's user cannot see the member's request at all.
+        "GET /api/v1/requests/{id}" => [401, 200, 404, 200],
+        // The member cancels it first, so the admin then finds it no longer pending.
+        "POST /api/v1/requests/{id}/cancel" => [401, 200, 404, 409],
+        "POST /api/v1/requests/{id}/approve" | "POST /api/v1/requests/{id}/reject" => [401, 403, 403, 200],
+        "GET /api/v1/admin/requests/pending" => [401, 403, 403, 200],
         _ => return None,
     })
 }
 
 /// The concrete path and a valid body for a route, for the caller at `round`.
 fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Value>) {
-    let user_param = if path.starts_with("/api/v1/teams") {
-        &w.member.id
+    let id = if path.starts_with("/api/v1/teams") {
+        &w.team_a
+    } else if path.starts_with("/api/v1/requests") {
+        &w.request
     } else {
         &w.target.id
     };
-    let concrete = path.replace(
-        "{id}",
-        if path.starts_with("/api/v1/teams") {
-            &w.team_a
-        } else {
-            user_param
-        },
-    );
+    let concrete = path.replace("{id}", id);
     let concrete = concrete
         .replace("{user_id}", &w.member.id)
         .replace("{file}", "swagger-ui.css");
@@ -90,6 +109,10 @@ fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Va
         "POST /api/v1/teams" => Some(json!({ "name": format!("new team {round}") })),
         "PUT /api/v1/teams/{id}" => Some(json!({ "description": "updated" })),
         "POST /api/v1/teams/{id}/members" => Some(json!({ "user_id": w.target.id })),
+        "POST /api/v1/requests" => Some(json!({
+            "resource_type": "postgres", "name": format!("db-{round}"), "justification": "orders service"
+        })),
+        "POST /api/v1/requests/{id}/reject" => Some(json!({ "reason": "use the shared bucket" })),
         _ => None,
     };
     (concrete, body)

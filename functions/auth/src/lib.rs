@@ -117,7 +117,7 @@ fn bad_credentials() -> ApiError {
 /// Sign in: exchange email and password for an access token.
 ///
 /// Unknown email and wrong password give the same 401 and cost the same argon2
-/// verification; failures are counted per email and throttled (see `store::throttle`).
+/// verification; failures are counted per email and throttled (see `store::login`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content(
         (JsonLogin = "application/json"),

@@ -35,6 +35,7 @@ use utoipa::{
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "My account and team; user management (admins)"),
         (name = "teams", description = "Team management (admins)"),
+        (name = "requests", description = "The resource catalog, requests and their review"),
         (name = "meta", description = "Health and documentation"),
     )
 )]
@@ -49,6 +50,7 @@ pub fn openapi() -> openapi::OpenApi {
     doc.merge(auth_function::ApiDoc::openapi());
     doc.merge(users_function::ApiDoc::openapi());
     doc.merge(teams_function::ApiDoc::openapi());
+    doc.merge(requests_function::ApiDoc::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     // Relative: resolves against wherever the document is served (any stage, any host).
     doc.servers = Some(vec![Server::new(".")]);

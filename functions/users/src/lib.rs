@@ -46,10 +46,10 @@ struct PasswordChange {
     new_password: String,
 }
 
-/// Changes the caller's password and revokes their older tokens. Wrong current
-/// passwords count towards the same per-account throttle as failed logins, so a
-/// stolen token cannot be used to guess the password.
 /// Change my password; every earlier token of mine stops working.
+///
+/// Wrong current passwords count towards the same per-account throttle as failed
+/// logins, so a stolen token cannot be used to guess the password.
 #[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", request_body = PasswordChange,
     responses((status = 204, description = "Changed; sign in again"),
               (status = 429, description = "Too many wrong current passwords; see Retry-After", body = Problem)))]

@@ -28,6 +28,7 @@ pub fn routers() -> HashMap<&'static str, Router> {
         teams_function::router(),
         users_function::router(),
         docs_function::router(),
+        requests_function::router(),
     ]
     .into_iter()
     .map(|r| (r.function(), r))
@@ -46,6 +47,33 @@ pub fn to_lambda_request(
     path_parameters: &HashMap<String, String>,
     source_ip: &str,
 ) -> Result<(lambda_http::Request, String), serde_json::Error> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let event = api_gateway_v2_event(
+        parts,
+        body,
+        route_key,
+        path_parameters,
+        source_ip,
+        &request_id,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let request: LambdaRequest = serde_json::from_value(event)?;
+    Ok((request.into(), request_id))
+}
+
+/// The API Gateway HTTP API (payload v2) event JSON for a request, as API Gateway
+/// would send it to a Lambda function. Pure: the request id and the time are given,
+/// so the dev server and the benchmarks (which hand it to real function binaries
+/// through the Lambda Runtime API) share one event shape.
+pub fn api_gateway_v2_event(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    route_key: &str,
+    path_parameters: &HashMap<String, String>,
+    source_ip: &str,
+    request_id: &str,
+    now: time::OffsetDateTime,
+) -> Result<serde_json::Value, serde_json::Error> {
     let mut headers = serde_json::Map::new();
     let mut cookies = Vec::new();
     for (name, value) in &parts.headers {
@@ -68,9 +96,7 @@ pub fn to_lambda_request(
             (base64::engine::general_purpose::STANDARD.encode(body).into(), true)
         }
     };
-    let now = time::OffsetDateTime::now_utc();
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let event = serde_json::json!({
+    Ok(serde_json::json!({
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": parts.uri.path(),
@@ -98,9 +124,7 @@ pub fn to_lambda_request(
         },
         "body": body_value,
         "isBase64Encoded": is_base64,
-    });
-    let request: LambdaRequest = serde_json::from_value(event)?;
-    Ok((request.into(), request_id))
+    }))
 }
 
 fn to_hyper(resp: lambda_http::Response<Body>) -> hyper::Response<Full<hyper::body::Bytes>> {

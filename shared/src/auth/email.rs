@@ -15,7 +15,8 @@ impl Email {
         if email.is_empty() {
             return Err(invalid("must not be empty"));
         }
-        if email.len() > MAX_LEN {
+        // Lower-casing can lengthen a string; the stored key must fit too.
+        if email.len() > MAX_LEN || normalise(email).len() > MAX_LEN {
             return Err(invalid("must be at most 254 bytes"));
         }
         let (local, domain) = email

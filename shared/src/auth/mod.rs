@@ -98,7 +98,11 @@ impl Attempt {
     pub async fn verify(self, app: &App, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let ok = password::verify(password, stored).await?;
         if ok {
-            app.store.release_login_attempt(&self.key, self.window).await?;
+            // Best effort: a correct password must not fail because the slot could not
+            // be given back (it then counts once, and expires with its window).
+            if let Err(e) = app.store.release_login_attempt(&self.key, self.window).await {
+                tracing::warn!(error = %e, "could not release a login attempt");
+            }
         }
         Ok(ok)
     }

@@ -9,6 +9,12 @@
 //! | membership      | `TEAM#<team id>`           | `MEMBER#<user id>` |         |                               |
 //! | admin counter   | `META#ADMINS`              | same               |         |                               |
 //! | login failures  | `LOGINFAIL#<email>#<window>`| same              |         |                               |
+//! | request         | `REQUEST#<id>`             | same               | `REQSTATUS#<status>` | `REQUEST#<created_at>#<id>` |
+//! | request name    | `REQNAME#<team>#<type>#<name>` | same           |         |                               |
+//! | provisioning job| `JOB#<request id>`         | same               | `JOBSTATUS#<status>` | `JOB#<created_at>#<request id>` |
+//!
+//! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
+//! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`.
 
 use uuid::Uuid;
 
@@ -17,6 +23,8 @@ pub const SK: &str = "SK";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
 pub const GSI1: &str = "GSI1";
+pub const GSI2: &str = "GSI2";
+pub const GSI3: &str = "GSI3";
 
 pub const USER: &str = "USER";
 pub const EMAIL: &str = "EMAIL";
@@ -25,6 +33,9 @@ pub const TEAM_NAME: &str = "TEAMNAME";
 pub const MEMBER: &str = "MEMBER";
 pub const META: &str = "META";
 pub const LOGIN_FAILURES: &str = "LOGINFAIL";
+pub const REQUEST: &str = "REQUEST";
+pub const REQUEST_NAME: &str = "REQNAME";
+pub const JOB: &str = "JOB";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -81,6 +92,63 @@ pub fn admin_counter() -> Key {
 /// itself and old windows expire through TTL.
 pub fn login_failures(normalised_email: &str, window: i64) -> Key {
     same(format!("{LOGIN_FAILURES}#{normalised_email}#{window}"))
+}
+
+/// Read (never written) at Lambda init to open the connection.
+pub fn warmup() -> Key {
+    same(format!("{META}#WARMUP"))
+}
+
+pub fn request(id: Uuid) -> Key {
+    same(format!("{REQUEST}#{id}"))
+}
+
+fn request_sort(created_at: &str, id: Uuid) -> String {
+    format!("{REQUEST}#{created_at}#{id}")
+}
+
+/// GSI1 partition of the requests in one status (the review queue is `pending`).
+pub fn requests_by_status_pk(status: &str) -> String {
+    format!("REQSTATUS#{status}")
+}
+
+pub fn requests_by_status(status: &str, created_at: &str, id: Uuid) -> Key {
+    (requests_by_status_pk(status), request_sort(created_at, id))
+}
+
+/// GSI2 partition of a team's requests.
+pub fn requests_by_team_pk(team_id: Uuid) -> String {
+    format!("TEAMREQ#{team_id}")
+}
+
+pub fn requests_by_team(team_id: Uuid, created_at: &str, id: Uuid) -> Key {
+    (requests_by_team_pk(team_id), request_sort(created_at, id))
+}
+
+/// GSI3 partition of a user's own requests.
+pub fn requests_by_requester_pk(user_id: Uuid) -> String {
+    format!("USERREQ#{user_id}")
+}
+
+pub fn requests_by_requester(user_id: Uuid, created_at: &str, id: Uuid) -> Key {
+    (requests_by_requester_pk(user_id), request_sort(created_at, id))
+}
+
+/// Reserves a request name within a team, for one resource type.
+pub fn request_name(team_id: Uuid, resource_type: &str, name: &str) -> Key {
+    same(format!("{REQUEST_NAME}#{team_id}#{resource_type}#{name}"))
+}
+
+/// The provisioning job of an approved request (consumed by the provisioning worker).
+pub fn job(request_id: Uuid) -> Key {
+    same(format!("{JOB}#{request_id}"))
+}
+
+pub fn jobs_by_status(status: &str, created_at: &str, request_id: Uuid) -> Key {
+    (
+        format!("JOBSTATUS#{status}"),
+        format!("{JOB}#{created_at}#{request_id}"),
+    )
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 
 pub mod keys;
 mod login;
+mod requests;
 mod teams;
 mod users;
 
 pub use login::{LoginWindow, MAX_FAILURES, WINDOW_SECS};
+pub use requests::RequestList;
 pub use teams::{normalise_team_name, TeamChanges};
 
 use crate::error::ApiError;
@@ -141,6 +143,14 @@ pub(crate) struct Stored<T> {
     pub gsi1pk: Option<String>,
     #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
+    #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi2pk: Option<String>,
+    #[serde(rename = "GSI2SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi2sk: Option<String>,
+    #[serde(rename = "GSI3PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi3pk: Option<String>,
+    #[serde(rename = "GSI3SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi3sk: Option<String>,
     pub entity_type: String,
     #[serde(flatten)]
     pub data: T,
@@ -153,6 +163,10 @@ impl<T: Serialize> Stored<T> {
             sk: key.1,
             gsi1pk: None,
             gsi1sk: None,
+            gsi2pk: None,
+            gsi2sk: None,
+            gsi3pk: None,
+            gsi3sk: None,
             entity_type: entity_type.into(),
             data,
         }
@@ -161,6 +175,18 @@ impl<T: Serialize> Stored<T> {
     pub fn indexed(mut self, gsi1: keys::Key) -> Self {
         self.gsi1pk = Some(gsi1.0);
         self.gsi1sk = Some(gsi1.1);
+        self
+    }
+
+    pub fn indexed2(mut self, gsi2: keys::Key) -> Self {
+        self.gsi2pk = Some(gsi2.0);
+        self.gsi2sk = Some(gsi2.1);
+        self
+    }
+
+    pub fn indexed3(mut self, gsi3: keys::Key) -> Self {
+        self.gsi3pk = Some(gsi3.0);
+        self.gsi3sk = Some(gsi3.1);
         self
     }
 
@@ -189,13 +215,13 @@ pub(crate) fn key_item(key: &keys::Key) -> Item {
 /// The key attributes of a raw item for the given index (`None`: the table), used to
 /// build the cursor of a page.
 fn key_of(item: &Item, index: Option<&str>) -> Item {
-    let mut names = vec![keys::PK, keys::SK];
-    if index == Some(keys::GSI1) {
-        names.extend([keys::GSI1PK, keys::GSI1SK]);
+    let mut names = vec![keys::PK.to_string(), keys::SK.to_string()];
+    if let Some(index) = index {
+        names.extend([format!("{index}PK"), format!("{index}SK")]);
     }
     names
         .into_iter()
-        .filter_map(|n| item.get(n).map(|v| (n.to_string(), v.clone())))
+        .filter_map(|n| item.get(&n).map(|v| (n, v.clone())))
         .collect()
 }
 
@@ -206,12 +232,17 @@ pub struct QueryPage {
     pub next: Option<Item>,
 }
 
-/// A key condition: `partition = pk` and optionally `begins_with(sort, prefix)`.
+/// A key condition: `partition = pk` and optionally `begins_with(sort, prefix)`, plus
+/// an optional `attribute = value` filter.
 pub(crate) struct KeyCondition<'a> {
     pub index: Option<&'a str>,
     pub pk: String,
     pub sk_prefix: Option<&'a str>,
+    pub filter: Option<(&'a str, AttributeValue)>,
 }
+
+/// How many queries one filtered page may take before it returns what it has.
+const MAX_FILTERED_ROUNDS: usize = 8;
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -225,8 +256,7 @@ impl Store {
     /// first request after a cold start does not pay for it. Failures are logged only:
     /// the first real request will retry and report properly.
     pub async fn warm_up(&self) {
-        let key = (format!("{}#WARMUP", keys::META), format!("{}#WARMUP", keys::META));
-        if let Err(e) = self.get(&key).await {
+        if let Err(e) = self.get(&keys::warmup()).await {
             tracing::warn!(error = %e, "DynamoDB warm-up failed");
         }
     }
@@ -280,7 +310,9 @@ impl Store {
     }
 
     /// One page of a query in key order, at most `limit` items. Asks for one item more
-    /// than needed, so the last page carries no cursor.
+    /// than needed, so the last page carries no cursor. With a filter, queries again
+    /// until the page is full (DynamoDB applies `Limit` before filtering), at most
+    /// [`MAX_FILTERED_ROUNDS`] times.
     pub(crate) async fn query_page(
         &self,
         cond: KeyCondition<'_>,
@@ -288,38 +320,52 @@ impl Store {
         start: Option<Item>,
     ) -> Result<QueryPage, StoreError> {
         let (pk_name, sk_name) = match cond.index {
-            Some(_) => (keys::GSI1PK, keys::GSI1SK),
-            None => (keys::PK, keys::SK),
+            Some(index) => (format!("{index}PK"), format!("{index}SK")),
+            None => (keys::PK.to_string(), keys::SK.to_string()),
         };
         let mut expr = "#pk = :pk".to_string();
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(cond.index.map(str::to_string))
-            .expression_attribute_names("#pk", pk_name)
-            .expression_attribute_values(":pk", s(cond.pk))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
-        if let Some(prefix) = cond.sk_prefix {
+        if cond.sk_prefix.is_some() {
             expr.push_str(" AND begins_with(#sk, :prefix)");
-            query = query
-                .expression_attribute_names("#sk", sk_name)
-                .expression_attribute_values(":prefix", s(prefix));
         }
-        if cond.index.is_none() {
-            query = query.consistent_read(true);
+        let mut items: Vec<Item> = Vec::new();
+        let mut start = start;
+        for _ in 0..MAX_FILTERED_ROUNDS {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(cond.index.map(str::to_string))
+                .key_condition_expression(&expr)
+                .expression_attribute_names("#pk", &pk_name)
+                .expression_attribute_values(":pk", s(&cond.pk))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(cond.index.is_none())
+                .limit(i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX));
+            if let Some(prefix) = cond.sk_prefix {
+                query = query
+                    .expression_attribute_names("#sk", &sk_name)
+                    .expression_attribute_values(":prefix", s(prefix));
+            }
+            if let Some((attribute, value)) = &cond.filter {
+                query = query
+                    .filter_expression("#f = :f")
+                    .expression_attribute_names("#f", *attribute)
+                    .expression_attribute_values(":f", value.clone());
+            }
+            let out = query.send().await.map_err(classify)?;
+            items.extend(out.items.unwrap_or_default());
+            if items.len() > limit {
+                items.truncate(limit);
+                let next = items.last().map(|last| key_of(last, cond.index));
+                return Ok(QueryPage { items, next });
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                // DynamoDB stopped early (1 MB per response, or the filter): more may follow.
+                Some(more) => start = Some(more),
+                None => return Ok(QueryPage { items, next: None }),
+            }
         }
-        let out = query.key_condition_expression(expr).send().await.map_err(classify)?;
-        let mut items = out.items.unwrap_or_default();
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|last| key_of(last, cond.index))
-        } else {
-            // DynamoDB stopped early (1 MB per response): more may follow.
-            out.last_evaluated_key.filter(|k| !k.is_empty())
-        };
-        Ok(QueryPage { items, next })
+        Ok(QueryPage { items, next: start })
     }
 
     /// Every item of a partition (following DynamoDB's own pages).

@@ -215,6 +215,7 @@ impl Store {
                     index: Some(keys::GSI1),
                     pk: keys::USERS_INDEX_PK.into(),
                     sk_prefix: None,
+                    filter: None,
                 },
                 limit,
                 start,

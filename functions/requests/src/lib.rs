@@ -1,0 +1,340 @@
+//! The `requests` function: the resource catalog, request submission, the lists, and
+//! admin review (approve / reject), on the state machine of `RequestStatus`.
+
+use serde::Deserialize;
+use shared::{
+    catalog::{self, ResourceType},
+    clock::format_timestamp,
+    error::{ApiError, FieldError, Problem},
+    http::{self, PageQuery, PageRequest},
+    model::{Page, RequestStatus, ResourceRequest, Transition, User},
+    router::{Ctx, HandlerResult, Router},
+    store::RequestList,
+};
+use utoipa::{OpenApi, ToSchema};
+use uuid::Uuid;
+
+pub const MAX_TEXT_CHARS: usize = 2000;
+
+/// This function's part of the OpenAPI document (errors and security are added from
+/// the route table by the `docs` function).
+#[derive(OpenApi)]
+#[openapi(paths(
+    resource_types,
+    create_request,
+    list_requests,
+    pending_requests,
+    get_request,
+    cancel,
+    approve,
+    reject
+))]
+pub struct ApiDoc;
+
+pub fn router() -> Router {
+    Router::new("requests")
+        .route("GET /api/v1/resource-types", resource_types)
+        .route("POST /api/v1/requests", create_request)
+        .route("GET /api/v1/requests", list_requests)
+        .route("GET /api/v1/requests/{id}", get_request)
+        .route("POST /api/v1/requests/{id}/cancel", cancel)
+        .route("POST /api/v1/requests/{id}/approve", approve)
+        .route("POST /api/v1/requests/{id}/reject", reject)
+        .route("GET /api/v1/admin/requests/pending", pending_requests)
+}
+
+/// The resource types that can be requested, each with the JSON Schema of its parameters.
+#[utoipa::path(get, path = "/api/v1/resource-types", tag = "requests",
+    responses((status = 200, description = "The catalog", body = Page<ResourceType>)))]
+async fn resource_types(_ctx: Ctx) -> HandlerResult {
+    http::ok(&Page {
+        items: catalog::catalog().to_vec(),
+        next_cursor: None,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewRequest {
+    /// An `id` from `GET /resource-types`.
+    #[schema(example = "postgres")]
+    resource_type: String,
+    /// A DNS label (1–63 of a-z, 0-9, `-`), unique within the team for the type.
+    #[schema(example = "orders-db")]
+    name: String,
+    /// Checked against the type's schema; omitted parameters take their defaults.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    parameters: serde_json::Value,
+    /// Why the team needs it (1–2000 characters).
+    justification: String,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// Trimmed text of 1–2000 characters.
+fn required_text(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let text = raw.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > MAX_TEXT_CHARS {
+        errors.push(FieldError::new(
+            field,
+            format!("must be 1 to {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    text.to_string()
+}
+
+/// Ask for a resource for the caller's team. Only members of a team can ask.
+#[utoipa::path(post, path = "/api/v1/requests", tag = "requests", request_body = NewRequest,
+    responses((status = 201, description = "The pending request", body = ResourceRequest),
+              (status = 403, description = "The caller is in no team", body = Problem),
+              (status = 409, description = "The team already has a resource of this type with this name", body = Problem)))]
+async fn create_request(ctx: Ctx) -> HandlerResult {
+    let input: NewRequest = http::json_body(&ctx.req)?;
+    let caller = ctx.caller()?;
+    let team_id = caller.team_id.ok_or(ApiError::Forbidden)?;
+    let mut errors = Vec::new();
+    let parameters = match catalog::find(&input.resource_type) {
+        None => {
+            errors.push(FieldError::new(
+                "resource_type",
+                "is not in the catalog (see GET /api/v1/resource-types)",
+            ));
+            None
+        }
+        Some(rt) => catalog::validate(rt, &input.parameters)
+            .map_err(|mut e| errors.append(&mut e))
+            .ok(),
+    };
+    if !catalog::is_dns_label(&input.name) {
+        errors.push(FieldError::new(
+            "name",
+            "must be a DNS label: 1-63 of a-z, 0-9 and -, not starting or ending with -",
+        ));
+    }
+    let justification = required_text("justification", &input.justification, &mut errors);
+    let Some(parameters) = parameters.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let now = format_timestamp(ctx.app.clock.now());
+    let request = ResourceRequest {
+        id: Uuid::new_v4(),
+        team_id,
+        requester_id: caller.id,
+        resource_type: input.resource_type,
+        name: input.name,
+        parameters,
+        justification,
+        status: RequestStatus::Pending,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        history: vec![Transition {
+            from: None,
+            to: RequestStatus::Pending,
+            by: caller.id,
+            at: now,
+            comment: None,
+        }],
+    };
+    ctx.app.store.create_request(&request).await?;
+    tracing::info!(request_id = %request.id, team_id = %team_id, resource_type = %request.resource_type, "request submitted");
+    http::created(&request)
+}
+
+/// Filters of the request list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct RequestFilters {
+    /// `mine` (default for users), `team` (the caller's team) or `all` (admins; their default).
+    scope: Option<String>,
+    /// Only requests in this status.
+    status: Option<RequestStatus>,
+    /// Admins: only this team's requests.
+    team_id: Option<Uuid>,
+}
+
+fn bad_filter(field: &str, message: &str) -> ApiError {
+    ApiError::bad_field(field, message)
+}
+
+/// Which list a request asks for, after checking who may see it.
+fn requested_list(ctx: &Ctx, caller: &User) -> Result<(RequestList, Option<RequestStatus>, String), ApiError> {
+    let status = match http::query_param(&ctx.req, "status") {
+        None => None,
+        Some(raw) => Some(RequestStatus::parse(&raw).ok_or_else(|| bad_filter("status", "is not a request status"))?),
+    };
+    let team_filter = match http::query_param(&ctx.req, "team_id") {
+        None => None,
+        Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| bad_filter("team_id", "must be a UUID"))?),
+    };
+    let default_scope = if caller.is_admin { "all" } else { "mine" };
+    let scope = http::query_param(&ctx.req, "scope").unwrap_or_else(|| default_scope.to_string());
+    let status_key = status.map_or("any", |s| s.as_str());
+    let list = match (scope.as_str(), team_filter) {
+        (_, Some(_)) | ("all", _) if !caller.is_admin => return Err(ApiError::Forbidden),
+        (_, Some(team)) => RequestList::Team(team),
+        ("all", None) => match status {
+            Some(st) => RequestList::Status(st),
+            None => RequestList::All,
+        },
+        ("mine", None) => RequestList::Requester(caller.id),
+        ("team", None) => RequestList::Team(caller.team_id.ok_or_else(|| ApiError::NotFound("team".into()))?),
+        _ => return Err(bad_filter("scope", "must be mine, team or all")),
+    };
+    // Cursors are bound to the exact list and filter they came from.
+    let scope_key = format!("requests:{list:?}:{status_key}");
+    Ok((list, status, scope_key))
+}
+
+/// Requests: mine by default; `?scope=team` for my team's; admins see all, and may
+/// filter by `?status=` and `?team_id=`.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(PageQuery, RequestFilters),
+    responses((status = 200, description = "A page of requests", body = Page<ResourceRequest>),
+              (status = 403, description = "`scope=all` or `team_id` from a non-admin", body = Problem),
+              (status = 404, description = "`scope=team` from a user in no team", body = Problem)))]
+async fn list_requests(ctx: Ctx) -> HandlerResult {
+    let caller = ctx.caller()?;
+    let page = PageRequest::from_request(&ctx.req)?;
+    let (list, status, scope) = requested_list(&ctx, caller)?;
+    page_of(&ctx, list, status, &scope, &page).await
+}
+
+/// The review queue: pending requests, oldest first.
+#[utoipa::path(get, path = "/api/v1/admin/requests/pending", tag = "requests", params(PageQuery),
+    responses((status = 200, description = "A page of pending requests", body = Page<ResourceRequest>)))]
+async fn pending_requests(ctx: Ctx) -> HandlerResult {
+    let page = PageRequest::from_request(&ctx.req)?;
+    let list = RequestList::Status(RequestStatus::Pending);
+    page_of(&ctx, list, None, &format!("requests:{list:?}:any"), &page).await
+}
+
+async fn page_of(
+    ctx: &Ctx,
+    list: RequestList,
+    status: Option<RequestStatus>,
+    scope: &str,
+    page: &PageRequest,
+) -> HandlerResult {
+    let start = ctx.app.cursors.start(scope, page)?;
+    let (items, next) = ctx.app.store.list_requests(list, status, page.limit, start).await?;
+    http::ok(&ctx.app.cursors.page(scope, items, next)?)
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("request".into())
+}
+
+/// Loads a request the caller may see: its requester, members of its team, admins.
+/// Anyone else gets the same 404 as for a request that does not exist.
+async fn visible_request(ctx: &Ctx) -> Result<ResourceRequest, ApiError> {
+    let id = http::path_uuid(&ctx.req, "id", "request")?;
+    let caller = ctx.caller()?;
+    let request = ctx.app.store.get_request(id).await?.ok_or_else(not_found)?;
+    let visible = caller.is_admin || request.requester_id == caller.id || caller.team_id == Some(request.team_id);
+    if visible {
+        Ok(request)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// One request, with its history.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
+    responses((status = 200, description = "The request", body = ResourceRequest)))]
+async fn get_request(ctx: Ctx) -> HandlerResult {
+    http::ok(&visible_request(&ctx).await?)
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+struct Comment {
+    /// Optional note for the history (at most 2000 characters).
+    comment: Option<String>,
+}
+
+fn optional_comment(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let mut errors = Vec::new();
+    let text = required_text("comment", &raw, &mut errors);
+    if errors.is_empty() {
+        Ok(Some(text))
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+async fn move_to(ctx: &Ctx, request: &ResourceRequest, to: RequestStatus, comment: Option<String>) -> HandlerResult {
+    let caller = ctx.caller()?;
+    let now = format_timestamp(ctx.app.clock.now());
+    let updated = ctx.app.store.transition(request, to, caller.id, comment, &now).await?;
+    tracing::info!(request_id = %request.id, to = to.as_str(), by = %caller.id, "request transition");
+    http::ok(&updated)
+}
+
+/// Withdraw a pending request: its requester or an admin.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/cancel", tag = "requests", request_body(content = Comment, description = "Optional"),
+    responses((status = 200, description = "The cancelled request", body = ResourceRequest),
+              (status = 403, description = "Only the requester or an admin may cancel", body = Problem),
+              (status = 409, description = "The request is no longer pending", body = Problem)))]
+async fn cancel(ctx: Ctx) -> HandlerResult {
+    let input: Comment = http::optional_json_body(&ctx.req)?;
+    let request = visible_request(&ctx).await?;
+    let caller = ctx.caller()?;
+    if !(caller.is_admin || request.requester_id == caller.id) {
+        return Err(ApiError::Forbidden);
+    }
+    move_to(
+        &ctx,
+        &request,
+        RequestStatus::Cancelled,
+        optional_comment(input.comment)?,
+    )
+    .await
+}
+
+/// Approve a pending request (admins; not their own). Records the provisioning job in
+/// the same transaction.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "requests", request_body(content = Comment, description = "Optional"),
+    responses((status = 200, description = "The approved request", body = ResourceRequest),
+              (status = 403, description = "Admins cannot approve their own requests", body = Problem),
+              (status = 409, description = "The request is no longer pending", body = Problem)))]
+async fn approve(ctx: Ctx) -> HandlerResult {
+    let input: Comment = http::optional_json_body(&ctx.req)?;
+    let request = visible_request(&ctx).await?;
+    if request.requester_id == ctx.caller()?.id {
+        return Err(ApiError::Forbidden);
+    }
+    move_to(
+        &ctx,
+        &request,
+        RequestStatus::Approved,
+        optional_comment(input.comment)?,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Rejection {
+    /// Why (1–2000 characters); the requester sees it in the history.
+    reason: String,
+}
+
+/// Reject a pending request (admins); a reason is required.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/reject", tag = "requests", request_body = Rejection,
+    responses((status = 200, description = "The rejected request", body = ResourceRequest),
+              (status = 409, description = "The request is no longer pending", body = Problem)))]
+async fn reject(ctx: Ctx) -> HandlerResult {
+    let input: Rejection = http::json_body(&ctx.req)?;
+    let mut errors = Vec::new();
+    let reason = required_text("reason", &input.reason, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let request = visible_request(&ctx).await?;
+    move_to(&ctx, &request, RequestStatus::Rejected, Some(reason)).await
+}
