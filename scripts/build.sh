@@ -18,7 +18,7 @@ if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target"
 fi
 
-functions=(auth teams users docs)
+mapfile -t functions < <(bash scripts/functions.sh | cut -d' ' -f1)
 binaries=()
 for f in "${functions[@]}"; do binaries+=(--bin "$f"); done
 

@@ -174,9 +174,13 @@ fn requested_list(ctx: &Ctx, caller: &User) -> Result<(RequestList, Option<Reque
     let default_scope = if caller.is_admin { "all" } else { "mine" };
     let scope = http::query_param(&ctx.req, "scope").unwrap_or_else(|| default_scope.to_string());
     let status_key = status.map_or("any", |s| s.as_str());
+    if !["mine", "team", "all"].contains(&scope.as_str()) {
+        return Err(bad_filter("scope", "must be mine, team or all"));
+    }
     let list = match (scope.as_str(), team_filter) {
         (_, Some(_)) | ("all", _) if !caller.is_admin => return Err(ApiError::Forbidden),
-        (_, Some(team)) => RequestList::Team(team),
+        ("all", Some(team)) => RequestList::Team(team),
+        (_, Some(_)) => return Err(bad_filter("team_id", "goes with scope=all")),
         ("all", None) => match status {
             Some(st) => RequestList::Status(st),
             None => RequestList::All,
@@ -282,18 +286,13 @@ async fn move_to(ctx: &Ctx, request: &ResourceRequest, to: RequestStatus, commen
               (status = 409, description = "The request is no longer pending", body = Problem)))]
 async fn cancel(ctx: Ctx) -> HandlerResult {
     let input: Comment = http::optional_json_body(&ctx.req)?;
+    let comment = optional_comment(input.comment)?;
     let request = visible_request(&ctx).await?;
     let caller = ctx.caller()?;
     if !(caller.is_admin || request.requester_id == caller.id) {
         return Err(ApiError::Forbidden);
     }
-    move_to(
-        &ctx,
-        &request,
-        RequestStatus::Cancelled,
-        optional_comment(input.comment)?,
-    )
-    .await
+    move_to(&ctx, &request, RequestStatus::Cancelled, comment).await
 }
 
 /// Approve a pending request (admins; not their own). Records the provisioning job in
@@ -304,17 +303,12 @@ async fn cancel(ctx: Ctx) -> HandlerResult {
               (status = 409, description = "The request is no longer pending", body = Problem)))]
 async fn approve(ctx: Ctx) -> HandlerResult {
     let input: Comment = http::optional_json_body(&ctx.req)?;
+    let comment = optional_comment(input.comment)?;
     let request = visible_request(&ctx).await?;
     if request.requester_id == ctx.caller()?.id {
         return Err(ApiError::Forbidden);
     }
-    move_to(
-        &ctx,
-        &request,
-        RequestStatus::Approved,
-        optional_comment(input.comment)?,
-    )
-    .await
+    move_to(&ctx, &request, RequestStatus::Approved, comment).await
 }
 
 #[derive(Deserialize, ToSchema)]

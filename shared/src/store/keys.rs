@@ -163,5 +163,14 @@ mod tests {
         assert_eq!(email("a@b.c").0, "EMAIL#a@b.c");
         assert_eq!(team_name("ops").0, "TEAMNAME#ops");
         assert_eq!(login_failures("a@b.c", 7).0, "LOGINFAIL#a@b.c#7");
+        assert_eq!(request(id).0, format!("REQUEST#{id}"));
+        assert_eq!(
+            request_name(id, "postgres", "db").0,
+            format!("REQNAME#{id}#postgres#db")
+        );
+        assert_eq!(job(id).0, format!("JOB#{id}"));
+        assert_eq!(requests_by_status("pending", "t", id).0, "REQSTATUS#pending");
+        assert_eq!(requests_by_team(id, "t", id).0, format!("TEAMREQ#{id}"));
+        assert_eq!(requests_by_requester(id, "t", id).1, format!("REQUEST#t#{id}"));
     }
 }

@@ -241,8 +241,9 @@ pub(crate) struct KeyCondition<'a> {
     pub filter: Option<(&'a str, AttributeValue)>,
 }
 
-/// How many queries one filtered page may take before it returns what it has.
-const MAX_FILTERED_ROUNDS: usize = 8;
+/// How many queries one page may take before it returns what it has (more than one
+/// only when a filter drops items or DynamoDB cuts a response at 1 MB).
+const MAX_QUERY_ROUNDS: usize = 8;
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -312,7 +313,7 @@ impl Store {
     /// One page of a query in key order, at most `limit` items. Asks for one item more
     /// than needed, so the last page carries no cursor. With a filter, queries again
     /// until the page is full (DynamoDB applies `Limit` before filtering), at most
-    /// [`MAX_FILTERED_ROUNDS`] times.
+    /// [`MAX_QUERY_ROUNDS`] times.
     pub(crate) async fn query_page(
         &self,
         cond: KeyCondition<'_>,
@@ -329,7 +330,7 @@ impl Store {
         }
         let mut items: Vec<Item> = Vec::new();
         let mut start = start;
-        for _ in 0..MAX_FILTERED_ROUNDS {
+        for _ in 0..MAX_QUERY_ROUNDS {
             let mut query = self
                 .client
                 .query()
@@ -340,7 +341,8 @@ impl Store {
                 .expression_attribute_values(":pk", s(&cond.pk))
                 .set_exclusive_start_key(start.take())
                 .consistent_read(cond.index.is_none())
-                .limit(i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX));
+                // A full page each round: with a filter, most of what is read may be dropped.
+                .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
             if let Some(prefix) = cond.sk_prefix {
                 query = query
                     .expression_attribute_names("#sk", &sk_name)
@@ -534,6 +536,21 @@ impl<'a> Tx<'a> {
             .build()
             .map_err(build_error)?;
         self.items.push(TransactWriteItem::builder().update(op).build());
+        Ok(self)
+    }
+
+    /// A condition on another item that must hold for the transaction to commit.
+    pub fn check(mut self, key: &keys::Key, condition: &str, expr: Expr) -> Result<Self, StoreError> {
+        let op = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(self.table)
+            .set_key(Some(key_item(key)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(build_error)?;
+        self.items
+            .push(TransactWriteItem::builder().condition_check(op).build());
         Ok(self)
     }
 

@@ -55,13 +55,30 @@ impl Store {
             RequestNameMarker { request_id: request.id },
         )
         .to_item()?;
-        let tx = Tx::new(self).put_new(request_item(request)?)?.put_new(marker)?;
+        let team = s(request.team_id.to_string());
+        let tx = Tx::new(self)
+            .put_new(request_item(request)?)?
+            .put_new(marker)?
+            // The requester is still in that team, and the team is not being deleted.
+            .check(
+                &keys::user(request.requester_id),
+                "team_id = :team",
+                Expr::new().value(":team", team),
+            )?
+            .check(
+                &keys::team(request.team_id),
+                "attribute_exists(PK) AND attribute_not_exists(deleting)",
+                Expr::new(),
+            )?;
         match self.transact(tx.items).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(1) => Err(ApiError::Conflict(format!(
                 "this team already has a {} named `{}`",
                 request.resource_type, request.name
             ))),
+            Err(e) if e.failed_at(2) || e.failed_at(3) => Err(ApiError::Conflict(
+                "your team changed while the request was made; retry".into(),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -85,7 +102,7 @@ impl Store {
         let from = request.status;
         if !from.can_become(to) {
             return Err(ApiError::Conflict(format!(
-                "a {} request cannot become {}",
+                "the request is {}; it cannot become {}",
                 from.as_str(),
                 to.as_str()
             )));
@@ -128,7 +145,11 @@ impl Store {
             tx = tx.put_new(item)?;
         }
         if from.holds_name() && !to.holds_name() {
-            tx = tx.delete(&name_key(request), None, Expr::new())?;
+            tx = tx.delete(
+                &name_key(request),
+                Some("attribute_not_exists(PK) OR request_id = :id"),
+                Expr::new().value(":id", s(request.id.to_string())),
+            )?;
         }
         match self.transact(tx.items).await {
             Ok(()) => {
