@@ -64,7 +64,7 @@ echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
 section "cargo test --workspace"
 results=$(mktemp)
 status=0
-cargo test --workspace 2>&1 | tee "$results" || status=$?
+cargo test --workspace --no-fail-fast 2>&1 | tee "$results" || status=$?
 
 # One closing line summing every test binary's "test result:" line.
 awk '/^test result:/ {

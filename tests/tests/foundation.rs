@@ -133,9 +133,23 @@ async fn the_table_is_created_from_the_template_definition() {
         .map(|k| k.attribute_name().to_string())
         .collect();
     assert_eq!(keys, ["PK", "SK"]);
-    let gsi = table.global_secondary_indexes();
-    assert_eq!(gsi.len(), 1);
-    assert_eq!(gsi[0].index_name(), Some("GSI1"));
+    let mut created: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|g| g.index_name())
+        .collect();
+    created.sort();
+    let template = devserver::template::load(&devserver::template::default_path()).expect("template.yaml");
+    let mut declared: Vec<&str> = devserver::template::table_properties(&template).expect("Table")
+        ["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("indexes")
+        .iter()
+        .filter_map(|g| g["IndexName"].as_str())
+        .collect();
+    declared.sort();
+    assert_eq!(created, declared);
+    assert_eq!(created, ["GSI1", "GSI2", "GSI3"]);
     // Creating it again is harmless.
     let again = devserver::table::create_from_template(
         app.app.store.client(),
