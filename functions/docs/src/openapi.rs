@@ -225,12 +225,10 @@ mod tests {
                 "{}",
                 spec.key()
             );
-            assert_eq!(
-                op["responses"].get("403").is_some(),
-                spec.access == Access::Admin,
-                "{}",
-                spec.key()
-            );
+            // Admin routes always document 403; other routes may have 403s of their own.
+            if spec.access == Access::Admin {
+                assert!(op["responses"].get("403").is_some(), "{}", spec.key());
+            }
             assert!(op["responses"].get("500").is_some());
         }
     }
