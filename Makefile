@@ -2,7 +2,7 @@
 # `make test` (format, lint, template check, all tests). The work is in scripts/.
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build
+.PHONY: help run test build bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+: ##' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+): ## /  make \1\t/'
@@ -15,3 +15,6 @@ test: ## cargo fmt --check, clippy -D warnings, template check, cargo test again
 
 build: ## build every function for AWS (arm64 zips under target/lambda/) and print their sizes
 	@bash scripts/build.sh
+
+bench: ## release builds, then latency, init, memory, load and micro-benchmarks, each beside its target
+	@bash scripts/bench.sh
