@@ -183,6 +183,13 @@ impl ApiError {
     }
 }
 
+/// A move the request lifecycle does not allow is a conflict with the current state.
+impl From<crate::domain::LifecycleError> for ApiError {
+    fn from(err: crate::domain::LifecycleError) -> Self {
+        Self::Conflict(err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod cursor;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod logging;

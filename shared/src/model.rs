@@ -1,6 +1,7 @@
 //! Domain types, and the public views of them that responses carry. A view never
 //! holds a password hash, a token version or a key attribute.
 
+use crate::domain::Actor;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -155,7 +156,7 @@ pub struct Page<T> {
 }
 
 /// Where a resource request is in its life. The allowed moves are in
-/// [`RequestStatus::can_become`] and nowhere else.
+/// [`crate::domain::lifecycle`] and nowhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
@@ -200,25 +201,6 @@ impl RequestStatus {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
-
-    /// The state machine: `pending → approved | rejected | cancelled`, then (later
-    /// phases) `approved → provisioning → ready | failed` and `ready → deleting → deleted`.
-    pub fn can_become(self, to: RequestStatus) -> bool {
-        use RequestStatus::*;
-        matches!(
-            (self, to),
-            (Pending, Approved | Rejected | Cancelled)
-                | (Approved, Provisioning)
-                | (Provisioning, Ready | Failed)
-                | (Ready, Deleting)
-                | (Deleting, Deleted)
-        )
-    }
-
-    /// Whether a request in this status still holds its name in the team.
-    pub fn holds_name(self) -> bool {
-        !matches!(self, Self::Rejected | Self::Cancelled | Self::Deleted)
-    }
 }
 
 /// One step of a request's history.
@@ -226,9 +208,22 @@ impl RequestStatus {
 pub struct Transition {
     pub from: Option<RequestStatus>,
     pub to: RequestStatus,
-    pub by: Uuid,
+    /// A user id, or `system` for steps the platform made (provisioning).
+    pub by: Actor,
     pub at: String,
     pub comment: Option<String>,
+}
+
+/// Where provisioning of a request stands (set once the runner has claimed its job).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ProvisioningInfo {
+    /// 1 for the first run, counting every run since approval or the last retry.
+    pub attempt: u32,
+    pub started_at: String,
+    /// When the last run ended (`null` while one is going on).
+    pub finished_at: Option<String>,
+    /// A short summary of why the last run failed; never holds a secret.
+    pub error: Option<String>,
 }
 
 /// A resource request, as stored and as shown (it holds nothing internal).
@@ -250,18 +245,106 @@ pub struct ResourceRequest {
     pub created_at: String,
     pub updated_at: String,
     pub history: Vec<Transition>,
+    /// Present once provisioning has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<ProvisioningInfo>,
+    /// The non-secret outputs of the resource's Terraform module (e.g. `host`, `port`,
+    /// `database`), present once it is `ready`. Secrets are never here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub outputs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Work for the provisioning worker, written in the same transaction as an approval
+/// What a provisioning job does with the request's Terraform state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOperation {
+    /// Create or converge the resource (`terraform apply`).
+    Apply,
+}
+
+/// Where a job is: `queued` (waiting for `due_at`), `running` (claimed; the lease ends
+/// at `due_at`), then `succeeded` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Work for the provisioning runner, written in the same transaction as an approval
 /// so that no approved request can be lost on the way.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProvisioningJob {
     pub request_id: Uuid,
     pub team_id: Uuid,
     pub resource_type: String,
     pub name: String,
     pub parameters: serde_json::Value,
-    pub status: String,
+    pub operation: JobOperation,
+    pub status: JobStatus,
+    /// Runs started since the job was (re)queued by an approval or a retry.
     pub attempts: u32,
     pub created_at: String,
+    /// When the job next needs attention: a queued job may run from then on; a running
+    /// job's lease expires then, and another runner may take it over.
+    pub due_at: String,
+    /// The runner holding the lease of a running job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
+    /// The last run's failure summary (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl ProvisioningJob {
+    /// A job that may run at once.
+    pub fn queued(request: &ResourceRequest, operation: JobOperation, now: &str) -> Self {
+        Self {
+            request_id: request.id,
+            team_id: request.team_id,
+            resource_type: request.resource_type.clone(),
+            name: request.name.clone(),
+            parameters: request.parameters.clone(),
+            operation,
+            status: JobStatus::Queued,
+            attempts: 0,
+            created_at: now.to_string(),
+            due_at: now.to_string(),
+            lease_owner: None,
+            last_error: None,
+        }
+    }
+}
+
+/// The output of one Terraform command of one provisioning attempt, as the runner
+/// recorded it: already redacted (no generated secret, no sensitive output value).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct JobLog {
+    pub attempt: u32,
+    /// The command's place in the attempt (0 = init, then plan, apply, output).
+    pub seq: u32,
+    #[schema(example = "apply")]
+    pub phase: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// `null` when the command was killed (timeout, lost lease).
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    /// Combined stdout and stderr, redacted; cut to its last part when very long.
+    pub output: String,
+    pub truncated: bool,
 }

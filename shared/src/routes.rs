@@ -63,6 +63,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("requests", "POST", "/api/v1/requests/{id}/cancel", User),
     route("requests", "POST", "/api/v1/requests/{id}/approve", Admin),
     route("requests", "POST", "/api/v1/requests/{id}/reject", Admin),
+    route("requests", "POST", "/api/v1/requests/{id}/retry", Admin),
+    route("requests", "GET", "/api/v1/requests/{id}/logs", Admin),
     route("requests", "GET", "/api/v1/admin/requests/pending", Admin),
 ];
 

@@ -79,6 +79,9 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         "POST /api/v1/requests/{id}/cancel" => [401, 200, 404, 409],
         "POST /api/v1/requests/{id}/approve" | "POST /api/v1/requests/{id}/reject" => [401, 403, 403, 200],
         "GET /api/v1/admin/requests/pending" => [401, 403, 403, 200],
+        // The request is pending, not failed: the admin may retry, but not this one.
+        "POST /api/v1/requests/{id}/retry" => [401, 403, 403, 409],
+        "GET /api/v1/requests/{id}/logs" => [401, 403, 403, 200],
         _ => return None,
     })
 }

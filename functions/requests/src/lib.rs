@@ -5,9 +5,10 @@ use serde::Deserialize;
 use shared::{
     catalog::{self, ResourceType},
     clock::format_timestamp,
+    domain::{lifecycle, Actor},
     error::{ApiError, FieldError, Problem},
     http::{self, PageQuery, PageRequest},
-    model::{Page, RequestStatus, ResourceRequest, Transition, User},
+    model::{JobLog, Page, RequestStatus, ResourceRequest, Transition, User},
     router::{Ctx, HandlerResult, Router},
     store::RequestList,
 };
@@ -27,7 +28,9 @@ pub const MAX_TEXT_CHARS: usize = 2000;
     get_request,
     cancel,
     approve,
-    reject
+    reject,
+    retry,
+    logs
 ))]
 pub struct ApiDoc;
 
@@ -40,6 +43,8 @@ pub fn router() -> Router {
         .route("POST /api/v1/requests/{id}/cancel", cancel)
         .route("POST /api/v1/requests/{id}/approve", approve)
         .route("POST /api/v1/requests/{id}/reject", reject)
+        .route("POST /api/v1/requests/{id}/retry", retry)
+        .route("GET /api/v1/requests/{id}/logs", logs)
         .route("GET /api/v1/admin/requests/pending", pending_requests)
 }
 
@@ -134,10 +139,12 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
         history: vec![Transition {
             from: None,
             to: RequestStatus::Pending,
-            by: caller.id,
+            by: Actor::User(caller.id),
             at: now,
             comment: None,
         }],
+        provisioning: None,
+        outputs: None,
     };
     ctx.app.store.create_request(&request).await?;
     tracing::info!(request_id = %request.id, team_id = %team_id, resource_type = %request.resource_type, "request submitted");
@@ -274,7 +281,8 @@ fn optional_comment(raw: Option<String>) -> Result<Option<String>, ApiError> {
 async fn move_to(ctx: &Ctx, request: &ResourceRequest, to: RequestStatus, comment: Option<String>) -> HandlerResult {
     let caller = ctx.caller()?;
     let now = format_timestamp(ctx.app.clock.now());
-    let updated = ctx.app.store.transition(request, to, caller.id, comment, &now).await?;
+    let planned = lifecycle::plan_transition(request, to, Actor::User(caller.id), comment, &now)?;
+    let updated = ctx.app.store.apply_transition(request, &planned).await?;
     tracing::info!(request_id = %request.id, to = to.as_str(), by = %caller.id, "request transition");
     http::ok(&updated)
 }
@@ -331,4 +339,29 @@ async fn reject(ctx: Ctx) -> HandlerResult {
     }
     let request = visible_request(&ctx).await?;
     move_to(&ctx, &request, RequestStatus::Rejected, Some(reason)).await
+}
+
+/// Provision a failed request again (admins): the job is queued anew with its attempts
+/// counted from zero, and the runner applies the same Terraform state again.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/retry", tag = "requests", request_body(content = Comment, description = "Optional"),
+    responses((status = 200, description = "The request, provisioning again", body = ResourceRequest),
+              (status = 409, description = "The request is not failed", body = Problem)))]
+async fn retry(ctx: Ctx) -> HandlerResult {
+    let input: Comment = http::optional_json_body(&ctx.req)?;
+    let comment = optional_comment(input.comment)?;
+    let request = visible_request(&ctx).await?;
+    move_to(&ctx, &request, RequestStatus::Provisioning, comment).await
+}
+
+/// The Terraform output of every provisioning attempt (admins): init, plan, apply and
+/// output, in the order they ran, with every secret redacted.
+#[utoipa::path(get, path = "/api/v1/requests/{id}/logs", tag = "requests", params(PageQuery),
+    responses((status = 200, description = "A page of logs, attempt by attempt", body = Page<JobLog>)))]
+async fn logs(ctx: Ctx) -> HandlerResult {
+    let page = PageRequest::from_request(&ctx.req)?;
+    let request = visible_request(&ctx).await?;
+    let scope = format!("logs:{}", request.id);
+    let start = ctx.app.cursors.start(&scope, &page)?;
+    let (items, next) = ctx.app.store.list_job_logs(request.id, page.limit, start).await?;
+    http::ok(&ctx.app.cursors.page(&scope, items, next)?)
 }

@@ -11,7 +11,8 @@
 //! | login failures  | `LOGINFAIL#<email>#<window>`| same              |         |                               |
 //! | request         | `REQUEST#<id>`             | same               | `REQSTATUS#<status>` | `REQUEST#<created_at>#<id>` |
 //! | request name    | `REQNAME#<team>#<type>#<name>` | same           |         |                               |
-//! | provisioning job| `JOB#<request id>`         | same               | `JOBSTATUS#<status>` | `JOB#<created_at>#<request id>` |
+//! | provisioning job| `JOB#<request id>`         | same               | `JOBSTATUS#<status>` | `JOB#<due_at>#<request id>` |
+//! | job log         | `JOBLOG#<request id>`      | `ATTEMPT#<attempt>#<seq>#<phase>` |  |                        |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
 //! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`.
@@ -36,6 +37,7 @@ pub const LOGIN_FAILURES: &str = "LOGINFAIL";
 pub const REQUEST: &str = "REQUEST";
 pub const REQUEST_NAME: &str = "REQNAME";
 pub const JOB: &str = "JOB";
+pub const JOB_LOG: &str = "JOBLOG";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -144,11 +146,30 @@ pub fn job(request_id: Uuid) -> Key {
     same(format!("{JOB}#{request_id}"))
 }
 
-pub fn jobs_by_status(status: &str, created_at: &str, request_id: Uuid) -> Key {
-    (
-        format!("JOBSTATUS#{status}"),
-        format!("{JOB}#{created_at}#{request_id}"),
-    )
+/// GSI1 partition of the jobs in one status (only `queued` and `running` jobs are
+/// indexed: finished ones need no attention).
+pub fn jobs_by_status_pk(status: &str) -> String {
+    format!("JOBSTATUS#{status}")
+}
+
+/// Sort key prefix in a job-status partition for everything due before `at`: a job
+/// sorts by its `due_at` (run from / lease end).
+pub fn jobs_due_before(at: &str) -> String {
+    format!("{JOB}#{at}#")
+}
+
+pub fn jobs_by_status(status: &str, due_at: &str, request_id: Uuid) -> Key {
+    (jobs_by_status_pk(status), format!("{JOB}#{due_at}#{request_id}"))
+}
+
+pub fn job_log_pk(request_id: Uuid) -> String {
+    format!("{JOB_LOG}#{request_id}")
+}
+
+/// One phase (init, plan, apply, …) of one attempt of a job; sorts by attempt, then
+/// by the phase's place in the run.
+pub fn job_log(request_id: Uuid, attempt: u32, seq: u32, phase: &str) -> Key {
+    (job_log_pk(request_id), format!("ATTEMPT#{attempt:04}#{seq:02}#{phase}"))
 }
 
 #[cfg(test)]
@@ -169,6 +190,15 @@ mod tests {
             format!("REQNAME#{id}#postgres#db")
         );
         assert_eq!(job(id).0, format!("JOB#{id}"));
+        assert_eq!(
+            jobs_by_status("queued", "t", id),
+            ("JOBSTATUS#queued".into(), format!("JOB#t#{id}"))
+        );
+        assert!(
+            jobs_by_status("queued", "2026-01-01T00:00:00.000000Z", id).1
+                < jobs_due_before("2026-01-01T00:00:00.000001Z")
+        );
+        assert_eq!(job_log(id, 3, 1, "plan").1, "ATTEMPT#0003#01#plan");
         assert_eq!(requests_by_status("pending", "t", id).0, "REQSTATUS#pending");
         assert_eq!(requests_by_team(id, "t", id).0, format!("TEAMREQ#{id}"));
         assert_eq!(requests_by_requester(id, "t", id).1, format!("REQUEST#t#{id}"));

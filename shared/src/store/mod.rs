@@ -1,12 +1,14 @@
 //! The DynamoDB store: one table, items mapped with `serde_dynamo`, conditional
 //! writes and transactions whose cancellation reasons become domain errors.
 
+mod jobs;
 pub mod keys;
 mod login;
 mod requests;
 mod teams;
 mod users;
 
+pub use jobs::{Claim, ClaimedJob, RunOutcome};
 pub use login::{LoginWindow, MAX_FAILURES, WINDOW_SECS};
 pub use requests::RequestList;
 pub use teams::{normalise_team_name, TeamChanges};
@@ -49,6 +51,13 @@ pub enum StoreError {
     Sdk(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored item could not be mapped")]
     Mapping(#[from] serde_dynamo::Error),
+    /// A conditional move of a request found it in another status than it was read in
+    /// (`None`: it is gone).
+    #[error("the request is no longer {} (now {})", .expected.as_str(), .current.map_or("gone", |c| c.as_str()))]
+    StatusChanged {
+        expected: crate::model::RequestStatus,
+        current: Option<crate::model::RequestStatus>,
+    },
 }
 
 impl StoreError {
@@ -66,6 +75,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Transient(why) => ApiError::Unavailable(why),
+            changed @ StoreError::StatusChanged { .. } => ApiError::Conflict(changed.to_string()),
             other => ApiError::internal(other),
         }
     }

@@ -4,8 +4,9 @@
 
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
+    domain::PlannedTransition,
     error::ApiError,
-    model::{ProvisioningJob, RequestStatus, ResourceRequest, Transition},
+    model::{JobStatus, RequestStatus, ResourceRequest},
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -87,34 +88,18 @@ impl Store {
         self.get(&keys::request(id)).await?.map(from_item).transpose()
     }
 
-    /// Moves `request` (as read) to `to`: a conditional write on the status it was
-    /// read in, so of two racing transitions exactly one wins and the other gets a
-    /// 409. Appends the step to the history. An approval writes the provisioning job
-    /// in the same transaction; a rejection or cancellation frees the name.
-    pub async fn transition(
+    /// Writes a planned move of `request` (as read): a conditional write on the
+    /// status it was read in, so of two racing transitions exactly one wins and the
+    /// other gets [`StoreError::StatusChanged`]. Appends the step to the history, and
+    /// in the same transaction writes the provisioning job of an approval and frees
+    /// the name of a request that gives it back.
+    pub async fn apply_transition(
         &self,
         request: &ResourceRequest,
-        to: RequestStatus,
-        by: Uuid,
-        comment: Option<String>,
-        now: &str,
-    ) -> Result<ResourceRequest, ApiError> {
-        let from = request.status;
-        if !from.can_become(to) {
-            return Err(ApiError::Conflict(format!(
-                "the request is {}; it cannot become {}",
-                from.as_str(),
-                to.as_str()
-            )));
-        }
-        let step = Transition {
-            from: Some(from),
-            to,
-            by,
-            at: now.to_string(),
-            comment,
-        };
-        let history = serde_dynamo::to_attribute_value(vec![&step]).map_err(StoreError::from)?;
+        planned: &PlannedTransition,
+    ) -> Result<ResourceRequest, StoreError> {
+        let (from, to, now) = (planned.from, planned.to, planned.step.at.as_str());
+        let history = serde_dynamo::to_attribute_value(vec![&planned.step])?;
         let (gsi1pk, _) = keys::requests_by_status(to.as_str(), &request.created_at, request.id);
         let mut tx = Tx::new(self).update(
             &keys::request(request.id),
@@ -128,23 +113,26 @@ impl Store {
                 .value(":now", s(now))
                 .value(":step", history),
         )?;
-        if to == RequestStatus::Approved {
-            let job = ProvisioningJob {
-                request_id: request.id,
-                team_id: request.team_id,
-                resource_type: request.resource_type.clone(),
-                name: request.name.clone(),
-                parameters: request.parameters.clone(),
-                status: "queued".into(),
-                attempts: 0,
-                created_at: now.to_string(),
-            };
-            let item = Stored::new(keys::JOB, keys::job(request.id), job)
-                .indexed(keys::jobs_by_status("queued", now, request.id))
-                .to_item()?;
-            tx = tx.put_new(item)?;
+        if let Some(job) = &planned.job {
+            tx = tx.put_new(super::jobs::job_item(job)?)?;
         }
-        if from.holds_name() && !to.holds_name() {
+        if planned.requeue_job {
+            let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request.id);
+            tx = tx.update(
+                &keys::job(request.id),
+                "SET #status = :queued, attempts = :zero, due_at = :now, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner",
+                Some("#status = :failed"),
+                Expr::new()
+                    .name("#status", "status")
+                    .value(":queued", s(JobStatus::Queued.as_str()))
+                    .value(":failed", s(JobStatus::Failed.as_str()))
+                    .value(":zero", super::n(0))
+                    .value(":now", s(now))
+                    .value(":gsi1pk", s(gsi1pk))
+                    .value(":gsi1sk", s(gsi1sk)),
+            )?;
+        }
+        if planned.frees_name {
             tx = tx.delete(
                 &name_key(request),
                 Some("attribute_not_exists(PK) OR request_id = :id"),
@@ -156,18 +144,14 @@ impl Store {
                 let mut updated = request.clone();
                 updated.status = to;
                 updated.updated_at = now.to_string();
-                updated.history.push(step);
+                updated.history.push(planned.step.clone());
                 Ok(updated)
             }
-            Err(e) if e.failed_at(0) => {
-                let current = self.get_request(request.id).await?.map(|r| r.status.as_str());
-                Err(ApiError::Conflict(format!(
-                    "the request is no longer {} (now {})",
-                    from.as_str(),
-                    current.unwrap_or("gone")
-                )))
-            }
-            Err(e) => Err(e.into()),
+            Err(e) if e.failed_at(0) || (planned.requeue_job && e.failed_at(1)) => Err(StoreError::StatusChanged {
+                expected: from,
+                current: self.get_request(request.id).await?.map(|r| r.status),
+            }),
+            Err(e) => Err(e),
         }
     }
 

@@ -1,0 +1,278 @@
+//! The lifecycle of a resource request:
+//!
+//! ```text
+//! pending ──> approved ──> provisioning ──> ready ──> deleting ──> deleted
+//!    │                        │    ▲                     ▲
+//!    ├──> rejected            ▼    │ (retry)             │
+//!    └──> cancelled          failed ─────────────────────┘
+//! ```
+//!
+//! [`plan_transition`] is the one place that says which moves are allowed and what a
+//! move brings with it (the history step, the provisioning job of an approval, the
+//! release of the request's name).
+
+use crate::model::{JobOperation, ProvisioningJob, RequestStatus, ResourceRequest, Transition};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use uuid::Uuid;
+
+/// Who made a change: a signed-in user, or the platform itself (the provisioning
+/// runner, an expiry). In the API and in the table it is the user's id, or the string
+/// `"system"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Actor {
+    User(Uuid),
+    System,
+}
+
+impl Actor {
+    pub const SYSTEM: &'static str = "system";
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(id) => write!(f, "{id}"),
+            Self::System => f.write_str(Self::SYSTEM),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        if raw == Self::SYSTEM {
+            return Ok(Self::System);
+        }
+        Uuid::parse_str(&raw)
+            .map(Self::User)
+            .map_err(|_| serde::de::Error::custom("an actor is a user id or `system`"))
+    }
+}
+
+impl utoipa::PartialSchema for Actor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "The user id of who made the step, or `system` for the platform itself.",
+            ))
+            .examples([serde_json::json!("system")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Actor {}
+
+/// A move the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("the request is {}; it cannot become {}", .from.as_str(), .to.as_str())]
+    NotAllowed { from: RequestStatus, to: RequestStatus },
+}
+
+/// The allowed moves, and nothing else.
+pub fn can_become(from: RequestStatus, to: RequestStatus) -> bool {
+    use RequestStatus::*;
+    matches!(
+        (from, to),
+        (Pending, Approved | Rejected | Cancelled)
+            | (Approved, Provisioning)
+            | (Provisioning, Ready | Failed)
+            | (Failed, Provisioning | Deleting)
+            | (Ready, Deleting)
+            | (Deleting, Deleted)
+    )
+}
+
+/// Whether a request in this status still holds its name in the team.
+pub fn holds_name(status: RequestStatus) -> bool {
+    !matches!(
+        status,
+        RequestStatus::Rejected | RequestStatus::Cancelled | RequestStatus::Deleted
+    )
+}
+
+/// What one move of a request changes; the store writes all of it in one transaction,
+/// on the condition that the request is still in `from`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTransition {
+    pub from: RequestStatus,
+    pub to: RequestStatus,
+    /// Appended to the request's history.
+    pub step: Transition,
+    /// Written with an approval: the work for the provisioning runner.
+    pub job: Option<ProvisioningJob>,
+    /// The request gives its name back (rejected, cancelled, deleted).
+    pub frees_name: bool,
+    /// A retry: the failed job is queued again, its attempts counted from zero.
+    pub requeue_job: bool,
+}
+
+/// Plans moving `request` (as read) to `to`, by `actor`, at `now`.
+pub fn plan_transition(
+    request: &ResourceRequest,
+    to: RequestStatus,
+    actor: Actor,
+    comment: Option<String>,
+    now: &str,
+) -> Result<PlannedTransition, LifecycleError> {
+    let from = request.status;
+    if !can_become(from, to) {
+        return Err(LifecycleError::NotAllowed { from, to });
+    }
+    let job = (to == RequestStatus::Approved).then(|| ProvisioningJob::queued(request, JobOperation::Apply, now));
+    Ok(PlannedTransition {
+        from,
+        to,
+        step: Transition {
+            from: Some(from),
+            to,
+            by: actor,
+            at: now.to_string(),
+            comment,
+        },
+        job,
+        frees_name: holds_name(from) && !holds_name(to),
+        requeue_job: (from, to) == (RequestStatus::Failed, RequestStatus::Provisioning),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JobStatus;
+    use RequestStatus::*;
+
+    fn request(status: RequestStatus) -> ResourceRequest {
+        ResourceRequest {
+            id: Uuid::new_v4(),
+            team_id: Uuid::new_v4(),
+            requester_id: Uuid::new_v4(),
+            resource_type: "postgres".into(),
+            name: "orders-db".into(),
+            parameters: serde_json::json!({"storage_gb": 20}),
+            justification: "why".into(),
+            status,
+            created_at: "2026-01-01T00:00:00.000000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000000Z".into(),
+            history: Vec::new(),
+            provisioning: None,
+            outputs: None,
+        }
+    }
+
+    /// The whole table: every pair of statuses, allowed exactly when listed here.
+    #[test]
+    fn the_transition_table_is_exactly_the_documented_one() {
+        let allowed = [
+            (Pending, Approved),
+            (Pending, Rejected),
+            (Pending, Cancelled),
+            (Approved, Provisioning),
+            (Provisioning, Ready),
+            (Provisioning, Failed),
+            (Failed, Provisioning),
+            (Failed, Deleting),
+            (Ready, Deleting),
+            (Deleting, Deleted),
+        ];
+        for from in RequestStatus::ALL {
+            for to in RequestStatus::ALL {
+                let want = allowed.contains(&(from, to));
+                assert_eq!(can_become(from, to), want, "{from:?} -> {to:?}");
+                let planned = plan_transition(&request(from), to, Actor::System, None, "t");
+                assert_eq!(planned.is_ok(), want, "{from:?} -> {to:?}");
+                if let Err(e) = planned {
+                    assert_eq!(e, LifecycleError::NotAllowed { from, to });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn approval_plans_a_queued_apply_job_with_the_request_parameters() {
+        let r = request(Pending);
+        let approver = Uuid::new_v4();
+        let p = plan_transition(&r, Approved, Actor::User(approver), Some("ok".into()), "now").unwrap();
+        let job = p.job.expect("a job");
+        assert_eq!(job.request_id, r.id);
+        assert_eq!(job.team_id, r.team_id);
+        assert_eq!(job.parameters, r.parameters);
+        assert_eq!(job.status, JobStatus::Queued);
+        assert_eq!(job.operation, JobOperation::Apply);
+        assert_eq!(job.attempts, 0);
+        assert_eq!(job.due_at, "now");
+        assert_eq!(p.step.by, Actor::User(approver));
+        assert_eq!(p.step.from, Some(Pending));
+        assert_eq!(p.step.comment.as_deref(), Some("ok"));
+        assert!(!p.frees_name);
+    }
+
+    #[test]
+    fn only_approval_creates_a_job() {
+        for (from, to) in [
+            (Pending, Rejected),
+            (Pending, Cancelled),
+            (Approved, Provisioning),
+            (Failed, Provisioning),
+        ] {
+            let p = plan_transition(&request(from), to, Actor::System, None, "t").unwrap();
+            assert!(p.job.is_none(), "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_retry_requeues_the_job() {
+        for from in RequestStatus::ALL {
+            for to in RequestStatus::ALL {
+                if let Ok(p) = plan_transition(&request(from), to, Actor::System, None, "t") {
+                    assert_eq!(
+                        p.requeue_job,
+                        (from, to) == (Failed, Provisioning),
+                        "{from:?} -> {to:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejection_cancellation_and_deletion_free_the_name() {
+        for (from, to, frees) in [
+            (Pending, Rejected, true),
+            (Pending, Cancelled, true),
+            (Deleting, Deleted, true),
+            (Pending, Approved, false),
+            (Provisioning, Failed, false),
+            (Ready, Deleting, false),
+        ] {
+            let p = plan_transition(&request(from), to, Actor::System, None, "t").unwrap();
+            assert_eq!(p.frees_name, frees, "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn actors_serialise_as_a_user_id_or_system() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            serde_json::to_value(Actor::User(id)).unwrap(),
+            serde_json::json!(id.to_string())
+        );
+        assert_eq!(
+            serde_json::to_value(Actor::System).unwrap(),
+            serde_json::json!("system")
+        );
+        let back: Actor = serde_json::from_value(serde_json::json!("system")).unwrap();
+        assert_eq!(back, Actor::System);
+        let back: Actor = serde_json::from_value(serde_json::json!(id.to_string())).unwrap();
+        assert_eq!(back, Actor::User(id));
+        assert!(serde_json::from_value::<Actor>(serde_json::json!("root")).is_err());
+    }
+}

@@ -1,0 +1,467 @@
+//! Provisioning jobs: the runner's claim (a lease with an expiry and an attempt
+//! count), lease renewal, the outcome of a run, the admin's retry, and the redacted
+//! Terraform logs of each attempt.
+//!
+//! Every write here is conditional on what the writer holds: a claim on the job being
+//! due, a renewal or an outcome on still holding the lease. A runner that lost its
+//! lease (it hung, or was presumed dead) can no longer change anything.
+
+use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
+use crate::{
+    domain::Actor,
+    model::{JobLog, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus, ResourceRequest, Transition},
+};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The item of a job; only jobs that need attention (queued, running) are indexed.
+pub(crate) fn job_item(job: &ProvisioningJob) -> Result<Item, StoreError> {
+    let stored = Stored::new(keys::JOB, keys::job(job.request_id), job);
+    let stored = match job.status {
+        JobStatus::Queued | JobStatus::Running => {
+            stored.indexed(keys::jobs_by_status(job.status.as_str(), &job.due_at, job.request_id))
+        }
+        JobStatus::Succeeded | JobStatus::Failed => stored,
+    };
+    stored.to_item()
+}
+
+/// A job the caller now holds, with its request as it was moved to `provisioning`.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: ProvisioningJob,
+    pub request: ResourceRequest,
+}
+
+/// How a claim ended.
+#[derive(Debug)]
+pub enum Claim {
+    Claimed(Box<ClaimedJob>),
+    /// Someone else holds it, it is not due, or it is finished: nothing to do.
+    NotAvailable,
+    /// The request's team is gone or being deleted: the job must not run.
+    TeamGone(ProvisioningJob),
+    /// The request is in no status a job may run in (it was never approved, or it
+    /// moved on): the job must not run.
+    RequestNotRunnable(ProvisioningJob, Option<RequestStatus>),
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub enum RunOutcome {
+    /// Applied: the non-secret outputs of the module.
+    Succeeded(serde_json::Map<String, serde_json::Value>),
+    /// Failed; `retry_at` when it will run again (back-off), `None` when it gave up.
+    Failed { error: String, retry_at: Option<String> },
+}
+
+#[derive(Serialize, Deserialize)]
+struct LogRecord {
+    request_id: Uuid,
+    #[serde(flatten)]
+    log: JobLog,
+}
+
+fn attr<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    Ok(serde_dynamo::to_attribute_value(value)?)
+}
+
+impl Store {
+    pub async fn get_job(&self, request_id: Uuid) -> Result<Option<ProvisioningJob>, StoreError> {
+        self.get(&keys::job(request_id)).await?.map(from_item).transpose()
+    }
+
+    /// Jobs that may be claimed at `now`: queued ones whose time has come, and running
+    /// ones whose lease has expired (their runner died or hung). Oldest first, at most
+    /// `limit` of each kind.
+    pub async fn due_jobs(&self, now: &str, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+        let mut due = Vec::new();
+        for status in [JobStatus::Queued, JobStatus::Running] {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(keys::GSI1)
+                .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
+                .expression_attribute_values(":pk", s(keys::jobs_by_status_pk(status.as_str())))
+                .expression_attribute_values(":before", s(keys::jobs_due_before(now)))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(super::classify)?;
+            for item in out.items.unwrap_or_default() {
+                let job: ProvisioningJob = from_item(item)?;
+                due.push(job.request_id);
+            }
+        }
+        Ok(due)
+    }
+
+    /// Claims the job of `request_id` for `owner` until `lease_until`, if it is due,
+    /// and moves its request to `provisioning` in the same transaction (an approved
+    /// request gets the step in its history by the system; a request already
+    /// provisioning, after a retry or a taken-over lease, just counts the attempt).
+    pub async fn claim_job(
+        &self,
+        request_id: Uuid,
+        owner: &str,
+        now: &str,
+        lease_until: &str,
+    ) -> Result<Claim, StoreError> {
+        let Some(job) = self.get_job(request_id).await? else {
+            return Ok(Claim::NotAvailable);
+        };
+        let due = match job.status {
+            JobStatus::Queued => job.due_at.as_str() <= now,
+            JobStatus::Running => job.due_at.as_str() < now,
+            JobStatus::Succeeded | JobStatus::Failed => false,
+        };
+        if !due {
+            return Ok(Claim::NotAvailable);
+        }
+        let request = match self.get_request(request_id).await? {
+            Some(r) if matches!(r.status, RequestStatus::Approved | RequestStatus::Provisioning) => r,
+            other => return Ok(Claim::RequestNotRunnable(job, other.map(|r| r.status))),
+        };
+        let attempt = job.attempts + 1;
+        let info = ProvisioningInfo {
+            attempt,
+            started_at: now.to_string(),
+            finished_at: None,
+            error: None,
+        };
+        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, request_id);
+        let (req_gsi1pk, _) =
+            keys::requests_by_status(RequestStatus::Provisioning.as_str(), &request.created_at, request.id);
+        let mut request_update =
+            "SET #status = :provisioning, GSI1PK = :gsi1pk, updated_at = :now, provisioning = :info".to_string();
+        let mut request_expr = Expr::new()
+            .name("#status", "status")
+            .value(":provisioning", s(RequestStatus::Provisioning.as_str()))
+            .value(":from", s(request.status.as_str()))
+            .value(":gsi1pk", s(req_gsi1pk))
+            .value(":now", s(now))
+            .value(":info", attr(&info)?);
+        let step = (request.status == RequestStatus::Approved).then(|| Transition {
+            from: Some(RequestStatus::Approved),
+            to: RequestStatus::Provisioning,
+            by: Actor::System,
+            at: now.to_string(),
+            comment: None,
+        });
+        if let Some(step) = &step {
+            request_update.push_str(", history = list_append(history, :step)");
+            request_expr = request_expr.value(":step", attr(&vec![step])?);
+        }
+        let tx = Tx::new(self)
+            .update(
+                &keys::job(request_id),
+                "SET #status = :running, lease_owner = :owner, due_at = :lease, attempts = :attempt, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk",
+                Some("#status = :was AND due_at = :due AND attempts = :prev"),
+                Expr::new()
+                    .name("#status", "status")
+                    .value(":running", s(JobStatus::Running.as_str()))
+                    .value(":was", s(job.status.as_str()))
+                    .value(":due", s(&job.due_at))
+                    .value(":owner", s(owner))
+                    .value(":lease", s(lease_until))
+                    .value(":attempt", super::n(attempt))
+                    .value(":prev", super::n(job.attempts))
+                    .value(":gsi1pk", s(gsi1pk))
+                    .value(":gsi1sk", s(gsi1sk)),
+            )?
+            .update(
+                &keys::request(request_id),
+                &request_update,
+                Some("#status = :from"),
+                request_expr,
+            )?
+            .check(
+                &keys::team(job.team_id),
+                "attribute_exists(PK) AND attribute_not_exists(deleting)",
+                Expr::new(),
+            )?;
+        match self.transact(tx.items).await {
+            Ok(()) => {
+                let mut job = job;
+                job.status = JobStatus::Running;
+                job.lease_owner = Some(owner.to_string());
+                job.due_at = lease_until.to_string();
+                job.attempts = attempt;
+                let mut request = request;
+                request.status = RequestStatus::Provisioning;
+                request.updated_at = now.to_string();
+                request.provisioning = Some(info);
+                request.history.extend(step);
+                Ok(Claim::Claimed(Box::new(ClaimedJob { job, request })))
+            }
+            Err(e) if e.failed_at(0) || e.failed_at(1) => Ok(Claim::NotAvailable),
+            Err(e) if e.failed_at(2) => Ok(Claim::TeamGone(job)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Extends the lease of a running job; `false` when the caller no longer holds it.
+    pub async fn renew_lease(
+        &self,
+        job: &mut ProvisioningJob,
+        owner: &str,
+        lease_until: &str,
+    ) -> Result<bool, StoreError> {
+        let (_, gsi1sk) = keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, job.request_id);
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(super::key_item(&keys::job(job.request_id))))
+            .update_expression("SET due_at = :lease, GSI1SK = :gsi1sk")
+            .condition_expression("#status = :running AND lease_owner = :owner AND attempts = :attempt")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":lease", s(lease_until))
+            .expression_attribute_values(":gsi1sk", s(gsi1sk))
+            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":attempt", super::n(job.attempts))
+            .send()
+            .await
+            .map_err(super::classify);
+        match result {
+            Ok(_) => {
+                job.due_at = lease_until.to_string();
+                Ok(true)
+            }
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records the outcome of the run of a job the caller holds, with the request's
+    /// move (to `ready`, or `failed` when it gives up) in the same transaction.
+    /// `Ok(false)`: the caller had lost the lease, and nothing was written.
+    pub async fn finish_job(
+        &self,
+        claimed: &ClaimedJob,
+        owner: &str,
+        outcome: &RunOutcome,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let ClaimedJob { job, request } = claimed;
+        let mut info = request.provisioning.clone().unwrap_or(ProvisioningInfo {
+            attempt: job.attempts,
+            started_at: now.to_string(),
+            finished_at: None,
+            error: None,
+        });
+        info.finished_at = Some(now.to_string());
+        let (job_status, request_status, error) = match outcome {
+            RunOutcome::Succeeded(_) => (JobStatus::Succeeded, RequestStatus::Ready, None),
+            RunOutcome::Failed {
+                error,
+                retry_at: Some(_),
+            } => (JobStatus::Queued, RequestStatus::Provisioning, Some(error.clone())),
+            RunOutcome::Failed { error, retry_at: None } => {
+                (JobStatus::Failed, RequestStatus::Failed, Some(error.clone()))
+            }
+        };
+        info.error = error.clone();
+
+        let job_expr = Expr::new()
+            .name("#status", "status")
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":owner", s(owner))
+            .value(":attempt", super::n(job.attempts))
+            .value(":to", s(job_status.as_str()));
+        let job_condition = Some("#status = :running AND lease_owner = :owner AND attempts = :attempt");
+        let mut tx = Tx::new(self);
+        tx = match (outcome, &error) {
+            (RunOutcome::Failed { retry_at: Some(at), .. }, Some(error)) => {
+                let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), at, job.request_id);
+                tx.update(
+                    &keys::job(job.request_id),
+                    "SET #status = :to, due_at = :due, last_error = :error, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner",
+                    job_condition,
+                    job_expr
+                        .value(":due", s(at))
+                        .value(":error", s(error))
+                        .value(":gsi1pk", s(gsi1pk))
+                        .value(":gsi1sk", s(gsi1sk)),
+                )?
+            }
+            (_, Some(error)) => tx.update(
+                &keys::job(job.request_id),
+                "SET #status = :to, last_error = :error REMOVE lease_owner, GSI1PK, GSI1SK",
+                job_condition,
+                job_expr.value(":error", s(error)),
+            )?,
+            (_, None) => tx.update(
+                &keys::job(job.request_id),
+                "SET #status = :to REMOVE lease_owner, last_error, GSI1PK, GSI1SK",
+                job_condition,
+                job_expr,
+            )?,
+        };
+
+        let (req_gsi1pk, _) = keys::requests_by_status(request_status.as_str(), &request.created_at, request.id);
+        let mut update = "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, provisioning = :info".to_string();
+        let mut expr = Expr::new()
+            .name("#status", "status")
+            .value(":to", s(request_status.as_str()))
+            .value(":from", s(RequestStatus::Provisioning.as_str()))
+            .value(":gsi1pk", s(req_gsi1pk))
+            .value(":now", s(now))
+            .value(":info", attr(&info)?);
+        if request_status != RequestStatus::Provisioning {
+            let step = Transition {
+                from: Some(RequestStatus::Provisioning),
+                to: request_status,
+                by: Actor::System,
+                at: now.to_string(),
+                comment: error.clone(),
+            };
+            update.push_str(", history = list_append(history, :step)");
+            expr = expr.value(":step", attr(&vec![step])?);
+        }
+        if let RunOutcome::Succeeded(outputs) = outcome {
+            update.push_str(", outputs = :outputs");
+            expr = expr.value(":outputs", attr(outputs)?);
+        }
+        tx = tx.update(&keys::request(request.id), &update, Some("#status = :from"), expr)?;
+        match self.transact(tx.items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_at(0) || e.failed_at(1) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a running job back (the runner is stopping): queued again and due at
+    /// once, the interrupted run not counted. `Ok(false)`: the lease was lost already.
+    pub async fn release_job(&self, job: &ProvisioningJob, owner: &str, now: &str) -> Result<bool, StoreError> {
+        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, job.request_id);
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(super::key_item(&keys::job(job.request_id))))
+            .update_expression(
+                "SET #status = :queued, due_at = :now, attempts = :prev, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner",
+            )
+            .condition_expression("#status = :running AND lease_owner = :owner AND attempts = :attempt")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
+            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":prev", super::n(job.attempts.saturating_sub(1)))
+            .expression_attribute_values(":attempt", super::n(job.attempts))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":gsi1pk", s(gsi1pk))
+            .expression_attribute_values(":gsi1sk", s(gsi1sk))
+            .send()
+            .await
+            .map_err(super::classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends a job that must not run (its team is gone, or its request is not in a
+    /// runnable status): the job becomes `failed`, and a request still `approved` or
+    /// `provisioning` becomes `failed` with the reason, by the system.
+    pub async fn abandon_job(&self, job: &ProvisioningJob, reason: &str, now: &str) -> Result<bool, StoreError> {
+        let mut tx = Tx::new(self).update(
+            &keys::job(job.request_id),
+            "SET #status = :failed, last_error = :error REMOVE lease_owner, GSI1PK, GSI1SK",
+            Some("#status = :was AND due_at = :due"),
+            Expr::new()
+                .name("#status", "status")
+                .value(":failed", s(JobStatus::Failed.as_str()))
+                .value(":was", s(job.status.as_str()))
+                .value(":due", s(&job.due_at))
+                .value(":error", s(reason)),
+        )?;
+        if let Some(request) = self.get_request(job.request_id).await? {
+            if matches!(request.status, RequestStatus::Approved | RequestStatus::Provisioning) {
+                let step = Transition {
+                    from: Some(request.status),
+                    to: RequestStatus::Failed,
+                    by: Actor::System,
+                    at: now.to_string(),
+                    comment: Some(reason.to_string()),
+                };
+                let mut info = request.provisioning.clone().unwrap_or(ProvisioningInfo {
+                    attempt: job.attempts,
+                    started_at: now.to_string(),
+                    finished_at: None,
+                    error: None,
+                });
+                info.finished_at = Some(now.to_string());
+                info.error = Some(reason.to_string());
+                let (gsi1pk, _) =
+                    keys::requests_by_status(RequestStatus::Failed.as_str(), &request.created_at, request.id);
+                tx = tx.update(
+                    &keys::request(request.id),
+                    "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, provisioning = :info, history = list_append(history, :step)",
+                    Some("#status = :from"),
+                    Expr::new()
+                        .name("#status", "status")
+                        .value(":to", s(RequestStatus::Failed.as_str()))
+                        .value(":from", s(request.status.as_str()))
+                        .value(":gsi1pk", s(gsi1pk))
+                        .value(":now", s(now))
+                        .value(":info", attr(&info)?)
+                        .value(":step", attr(&vec![step])?),
+                )?;
+            }
+        }
+        match self.transact(tx.items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores the redacted output of one Terraform command of a job's attempt.
+    pub async fn put_job_log(&self, request_id: Uuid, log: &JobLog) -> Result<(), StoreError> {
+        let key = keys::job_log(request_id, log.attempt, log.seq, &log.phase);
+        let item = Stored::new(
+            keys::JOB_LOG,
+            key,
+            LogRecord {
+                request_id,
+                log: log.clone(),
+            },
+        )
+        .to_item()?;
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(super::classify)?;
+        Ok(())
+    }
+
+    /// One page of a job's logs, attempt by attempt, in the order they ran.
+    pub async fn list_job_logs(
+        &self,
+        request_id: Uuid,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<(Vec<JobLog>, Option<Item>), StoreError> {
+        let cond = KeyCondition {
+            index: None,
+            pk: keys::job_log_pk(request_id),
+            sk_prefix: None,
+            filter: None,
+        };
+        let QueryPage { items, next } = self.query_page(cond, limit, start).await?;
+        let logs = items
+            .into_iter()
+            .map(|item| from_item::<LogRecord>(item).map(|r| r.log))
+            .collect::<Result<_, _>>()?;
+        Ok((logs, next))
+    }
+}
