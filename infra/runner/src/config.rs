@@ -2,7 +2,18 @@
 //! it with a message naming the variable.
 
 use shared::config::ConfigError;
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+/// Environment variables a Terraform process gets from the runner's environment: the
+/// path, and the settings of the targets (AWS credentials, the local engines' admin
+/// connection). Nothing else (e.g. the runner's own configuration) reaches Terraform.
+pub const PASSED_PREFIXES: &[&str] = &["AWS_", "PG", "MYSQL_", "REDIS", "SSI_K8S_"];
+pub const PASSED_NAMES: &[&str] = &["PATH", "TMPDIR", "LANG", "LC_ALL", "TZ"];
+
+/// Whether the runner passes this environment variable on to Terraform.
+pub fn passed_to_terraform(name: &str) -> bool {
+    PASSED_NAMES.contains(&name) || PASSED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// Where the modules are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +76,9 @@ pub struct RunnerConfig {
     pub max_attempts: u32,
     /// Wait before the second run of a failed job; doubled for each further run.
     pub retry_backoff: Duration,
+    /// What Terraform's environment starts from: the [`passed_to_terraform`] part of
+    /// the runner's environment.
+    pub terraform_env: BTreeMap<String, String>,
 }
 
 fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -94,7 +108,9 @@ fn number(
 
 impl RunnerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        let mut cfg = Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))?;
+        cfg.terraform_env = std::env::vars().filter(|(k, _)| passed_to_terraform(k)).collect();
+        Ok(cfg)
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -137,6 +153,7 @@ impl RunnerConfig {
             command_timeout: Duration::from_secs(number(&get, "RUNNER_COMMAND_TIMEOUT_SECS", 1800, 1, 8 * 3600)?),
             max_attempts: number(&get, "RUNNER_MAX_ATTEMPTS", 3, 1, 20)? as u32,
             retry_backoff: Duration::from_secs(number(&get, "RUNNER_RETRY_BACKOFF_SECS", 30, 0, 3600)?),
+            terraform_env: BTreeMap::new(),
         })
     }
 }

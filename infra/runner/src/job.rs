@@ -93,9 +93,9 @@ impl Step<'_> {
     /// the command runs once more. Logs the redacted output.
     async fn run(&mut self, phase: &str, args: &[&str], redactor: &Redactor) -> std::io::Result<CommandRun> {
         let started_at = now();
-        let tf = &self.cfg.terraform_bin;
+        let (tf, env) = (&self.cfg.terraform_bin, &self.cfg.terraform_env);
         let timeout = self.cfg.command_timeout;
-        let mut run = terraform::run(tf, self.workdir, args, timeout, GRACE, self.cancel.clone()).await?;
+        let mut run = terraform::run(tf, env, self.workdir, args, timeout, GRACE, self.cancel.clone()).await?;
         if let Some(lock) = (!run.succeeded())
             .then(|| terraform::stale_lock_id(&run.combined()))
             .flatten()
@@ -103,6 +103,7 @@ impl Step<'_> {
             tracing::warn!(request_id = %self.claimed.job.request_id, phase, "releasing a stale state lock");
             terraform::run(
                 tf,
+                env,
                 self.workdir,
                 &["force-unlock", "-force", &lock],
                 timeout,
@@ -110,7 +111,7 @@ impl Step<'_> {
                 self.cancel.clone(),
             )
             .await?;
-            run = terraform::run(tf, self.workdir, args, timeout, GRACE, self.cancel.clone()).await?;
+            run = terraform::run(tf, env, self.workdir, args, timeout, GRACE, self.cancel.clone()).await?;
         }
         let shown = if phase == "output" && run.succeeded() {
             outputs_log(&run.stdout)

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use shared::model::ProvisioningJob;
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     fs,
     io::Write,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
@@ -25,12 +25,6 @@ pub const GRACE: Duration = Duration::from_secs(15);
 /// At most this much of each output stream is kept (the end of it: that is where
 /// Terraform's errors are).
 pub const MAX_OUTPUT_BYTES: usize = 128 * 1024;
-
-/// Environment variables a Terraform process inherits from the runner: the path, and
-/// the settings of the targets (AWS credentials, the local engines' admin connection).
-/// Nothing else (e.g. the runner's own configuration) reaches Terraform.
-const PASSED_PREFIXES: &[&str] = &["AWS_", "PG", "MYSQL_", "REDIS", "SSI_K8S_"];
-const PASSED_NAMES: &[&str] = &["PATH", "TMPDIR", "LANG", "LC_ALL", "TZ"];
 
 /// For the local engine modules: where the engine is, from the runner's environment.
 const LOCAL_ENGINES: &[(&str, &str, &str)] = &[
@@ -216,7 +210,7 @@ fn variables(
     job: &ProvisioningJob,
     declared: &BTreeSet<String>,
     password: Option<&SecretString>,
-    env: &impl Fn(&str) -> Option<String>,
+    env: &BTreeMap<String, String>,
 ) -> Result<Map<String, Value>, RenderError> {
     let mut vars = Map::new();
     if let Value::Object(params) = &job.parameters {
@@ -237,9 +231,11 @@ fn variables(
             .iter()
             .find(|(t, _, _)| *t == job.resource_type)
             .ok_or_else(|| RenderError::EngineNotConfigured(job.resource_type.clone(), "a local engine"))?;
-        let host =
-            env(host_var).ok_or_else(|| RenderError::EngineNotConfigured(job.resource_type.clone(), host_var))?;
-        let port = env(port_var)
+        let host = env
+            .get(*host_var)
+            .ok_or_else(|| RenderError::EngineNotConfigured(job.resource_type.clone(), host_var))?;
+        let port = env
+            .get(*port_var)
             .and_then(|p| p.parse::<u16>().ok())
             .ok_or_else(|| RenderError::EngineNotConfigured(job.resource_type.clone(), port_var))?;
         vars.insert("host".into(), json!(host));
@@ -285,8 +281,7 @@ pub fn render(
         &dir.path.join("backend.tf.json"),
         &backend_config(cfg, job)?.to_string(),
     )?;
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let vars = variables(job, &dir.variables, password, &env)?;
+    let vars = variables(job, &dir.variables, password, &cfg.terraform_env)?;
     write_private(
         &dir.path.join("terraform.tfvars.json"),
         &Value::Object(vars).to_string(),
@@ -320,12 +315,10 @@ impl CommandRun {
     }
 }
 
-/// The environment of a Terraform process: only [`PASSED_NAMES`] and
-/// [`PASSED_PREFIXES`] of the runner's own, plus Terraform's automation settings.
-fn terraform_env(workdir: &Path) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| PASSED_NAMES.contains(&k.as_str()) || PASSED_PREFIXES.iter().any(|p| k.starts_with(p)))
-        .collect();
+/// The environment of a Terraform process: `base` (what the runner passes on, see
+/// [`crate::config::passed_to_terraform`]) plus Terraform's automation settings.
+fn terraform_env(base: &BTreeMap<String, String>, workdir: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = base.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     env.extend(
         [
             ("TF_IN_AUTOMATION", "1"),
@@ -376,17 +369,34 @@ async fn read_capped(mut reader: impl tokio::io::AsyncRead + Unpin) -> (String, 
 /// `cancel` turns true.
 pub async fn run(
     terraform: &Path,
+    env: &BTreeMap<String, String>,
     workdir: &Path,
     args: &[&str],
     timeout: Duration,
     grace: Duration,
     mut cancel: watch::Receiver<bool>,
 ) -> std::io::Result<CommandRun> {
-    let mut child = Command::new(terraform)
+    let mut command = Command::new(terraform);
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // prctl, which is async-signal-safe. It makes the kernel kill Terraform when the
+    // runner dies (a crashed or killed runner must not leave an apply going on that
+    // nobody watches; the job's lease expires and another run converges instead).
+    // The signal follows the runner's tokio worker thread, which lives as long as
+    // the runtime.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut child = command
         .args(args)
         .current_dir(workdir)
         .env_clear()
-        .envs(terraform_env(workdir))
+        .envs(terraform_env(env, workdir))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -527,6 +537,7 @@ mod tests {
         let started = std::time::Instant::now();
         let run = run(
             script,
+            &BTreeMap::new(),
             &dir,
             &["-c", "trap '' INT; sleep 30 & wait"],
             Duration::from_millis(300),
@@ -547,6 +558,7 @@ mod tests {
         let task = tokio::spawn(async move {
             run(
                 Path::new("/bin/sh"),
+                &BTreeMap::new(),
                 &dir,
                 &["-c", "sleep 30"],
                 Duration::from_secs(60),
@@ -563,15 +575,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_command_sees_only_the_passed_environment() {
+    async fn a_command_sees_only_the_given_environment() {
         std::env::set_var("SSI_RUNNER_TEST_PRIVATE", "do-not-pass");
         let dir = std::env::temp_dir();
         let (_tx, rx) = watch::channel(false);
-        let run = run(Path::new("/usr/bin/env"), &dir, &[], Duration::from_secs(10), GRACE, rx)
-            .await
-            .unwrap();
+        let base = BTreeMap::from([("PGPORT".to_string(), "5999".to_string())]);
+        let run = run(
+            Path::new("/usr/bin/env"),
+            &base,
+            &dir,
+            &[],
+            Duration::from_secs(10),
+            GRACE,
+            rx,
+        )
+        .await
+        .unwrap();
         assert!(run.succeeded());
         assert!(!run.stdout.contains("do-not-pass"), "{}", run.stdout);
         assert!(run.stdout.contains("TF_IN_AUTOMATION=1"));
+        assert!(run.stdout.contains("PGPORT=5999"));
     }
 }

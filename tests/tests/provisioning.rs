@@ -1,0 +1,970 @@
+//! Provisioning: approval → job → runner → real Terraform → `ready`, against DynamoDB
+//! Local, Terraform 1.0.3 with the offline provider mirror, and the local engines
+//! (PostgreSQL, MariaDB, Redis) and moto that `make test` starts (scripts/test.sh
+//! exports where they are). Kubernetes is the one simulated target (no cluster can
+//! run here): its local module writes the namespace manifest to `SSI_K8S_SIM_DIR`.
+//!
+//! Each test has its own table, its own state and working directories and its own
+//! runners, so the tests run in parallel.
+
+mod common;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{TestApp, TestUser};
+use futures::future::join_all;
+use runner::{
+    config::passed_to_terraform,
+    worker::{JobResult, Runner},
+    RunnerConfig,
+};
+use serde_json::{json, Value};
+use shared::store::Claim;
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const REQUESTS: &str = "/api/v1/requests";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is in the repository")
+        .to_path_buf()
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test`, which installs Terraform and starts the engines")
+    })
+}
+
+/// One test's provisioning world: the API, an admin, a member of a team, and private
+/// directories for Terraform's working directories and state.
+struct World {
+    app: TestApp,
+    admin: TestUser,
+    member: TestUser,
+    team: String,
+    root: PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+async fn world() -> World {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let member = app.user().await;
+    let team = app
+        .team(&admin, &format!("team {}", &Uuid::new_v4().simple().to_string()[..8]))
+        .await;
+    app.add_member(&admin, &team, &member).await.expect(200);
+    let root = std::env::temp_dir().join(format!("ssi-provisioning-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&root).expect("test directory");
+    World {
+        app,
+        admin,
+        member,
+        team,
+        root,
+    }
+}
+
+/// The settings of a test's runner, as `RunnerConfig::from_env` would read them.
+fn settings(w: &World, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut vars: BTreeMap<String, String> = [
+        ("TABLE_NAME", w.app.table.clone()),
+        ("DYNAMODB_ENDPOINT", common::endpoint()),
+        ("RUNNER_TARGET", "local".into()),
+        (
+            "RUNNER_MODULES_DIR",
+            repo_root().join("infra/terraform/modules").display().to_string(),
+        ),
+        ("RUNNER_WORK_DIR", w.root.join("work").display().to_string()),
+        ("RUNNER_STATE_DIR", w.root.join("state").display().to_string()),
+        ("TF_PLUGIN_DIR", required_env("TF_PLUGIN_DIR")),
+        ("TERRAFORM_BIN", required_env("TERRAFORM_BIN")),
+        ("RUNNER_CONCURRENCY", "3".into()),
+        ("RUNNER_LEASE_SECS", "6".into()),
+        ("RUNNER_POLL_MS", "100".into()),
+        ("RUNNER_COMMAND_TIMEOUT_SECS", "120".into()),
+        ("RUNNER_MAX_ATTEMPTS", "1".into()),
+        ("RUNNER_RETRY_BACKOFF_SECS", "0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        vars.insert("AWS_ENDPOINT_URL".into(), endpoint);
+    }
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    vars
+}
+
+/// A runner with `settings`; Terraform's environment is the process's (the engines
+/// `make test` started) with `tf_overrides` on top.
+fn runner(w: &World, overrides: &[(&str, &str)], tf_overrides: &[(&str, &str)]) -> Runner {
+    let vars = settings(w, overrides);
+    let mut cfg = RunnerConfig::from_lookup(|k| vars.get(k).cloned()).expect("runner config");
+    cfg.terraform_env = std::env::vars().filter(|(k, _)| passed_to_terraform(k)).collect();
+    for (k, v) in tf_overrides {
+        cfg.terraform_env.insert(k.to_string(), v.to_string());
+    }
+    Runner::new(cfg, w.app.app.store.clone())
+}
+
+/// A worker loop running in the background until stopped (or dropped).
+struct Worker {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn start(runner: Runner) -> Self {
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(async move { runner.work(rx).await });
+        Self { stop, task: Some(task) }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Submits a request as the member; returns its id.
+async fn submit(w: &World, resource_type: &str, name: &str, parameters: Value) -> String {
+    w.app
+        .post(
+            REQUESTS,
+            Some(&w.member.token),
+            json!({ "resource_type": resource_type, "name": name, "parameters": parameters, "justification": "tests" }),
+        )
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+async fn approve(w: &World, id: &str) {
+    w.app
+        .post(&format!("{REQUESTS}/{id}/approve"), Some(&w.admin.token), json!({}))
+        .await
+        .expect(200);
+}
+
+async fn get(w: &World, id: &str) -> Value {
+    w.app
+        .get(&format!("{REQUESTS}/{id}"), Some(&w.admin.token))
+        .await
+        .expect(200)
+        .json()
+}
+
+/// Polls the request until it reaches one of `statuses`.
+async fn wait_for(w: &World, id: &str, statuses: &[&str], within: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let request = get(w, id).await;
+        if statuses.contains(&request["status"].as_str().unwrap_or_default()) {
+            return request;
+        }
+        assert!(
+            started.elapsed() < within,
+            "request {id} did not become {statuses:?} within {within:?}: {request}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn logs(w: &World, id: &str) -> Vec<Value> {
+    w.app
+        .get(&format!("{REQUESTS}/{id}/logs?limit=100"), Some(&w.admin.token))
+        .await
+        .expect(200)
+        .json()["items"]
+        .as_array()
+        .expect("items")
+        .clone()
+}
+
+/// The request's Terraform state (treated as secret: it holds the sensitive outputs).
+fn state(w: &World, id: &str) -> Value {
+    let path = w.root.join("state").join(id).join("terraform.tfstate");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("state {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("state is JSON")
+}
+
+/// A sensitive output's value, read from the state (the only place it is kept until
+/// the credentials issue delivers it).
+fn secret_output(w: &World, id: &str, name: &str) -> String {
+    state(w, id)["outputs"][name]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no output {name} in the state"))
+        .to_string()
+}
+
+/// `psql` as the engine's admin (the connection comes from the environment, like the
+/// runner's; nothing secret is on the command line).
+fn psql_admin(sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-tA", "-d", "postgres", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Connects to `database` as `user` with `password` (given through the environment).
+fn psql_as(user: &str, password: &str, database: &str) -> std::process::Output {
+    std::process::Command::new("psql")
+        .args(["-X", "-tA", "-U", user, "-d", database, "-c", "SELECT current_user"])
+        .env("PGPASSWORD", password)
+        .output()
+        .expect("psql runs")
+}
+
+/// Every item of the test's table, as text (to search it for secrets).
+async fn table_text(app: &TestApp) -> String {
+    let mut text = String::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let out = app
+            .app
+            .store
+            .client()
+            .scan()
+            .table_name(&app.table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan");
+        for item in out.items() {
+            text.push_str(&format!("{item:?}\n"));
+        }
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return text,
+        }
+    }
+}
+
+fn history_steps(request: &Value) -> Vec<(String, String, String)> {
+    request["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|s| {
+            (
+                s["from"].as_str().unwrap_or("-").to_string(),
+                s["to"].as_str().unwrap_or("-").to_string(),
+                s["by"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A port on 127.0.0.1 where nothing listens (an engine that is down).
+fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+// ---------------------------------------------------------------------------------
+// What users see
+// ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_postgres_request_becomes_ready_with_outputs_and_a_real_database() {
+    // GIVEN a running worker and a pending postgres request
+    let w = world().await;
+    let worker = Worker::start(runner(&w, &[], &[]));
+    let id = submit(&w, "postgres", "orders-db", json!({})).await;
+
+    // WHEN an admin approves it
+    approve(&w, &id).await;
+
+    // THEN within 60 seconds it is ready, with the non-secret outputs
+    let ready = wait_for(&w, &id, &["ready", "failed"], Duration::from_secs(60)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let outputs = &ready["outputs"];
+    assert_eq!(outputs["host"], required_env("PGHOST"), "{outputs}");
+    assert_eq!(
+        outputs["port"].as_u64(),
+        Some(required_env("PGPORT").parse().unwrap()),
+        "{outputs}"
+    );
+    let database = outputs["database"].as_str().expect("database output").to_string();
+    assert!(
+        outputs.get("password").is_none() && outputs.get("uri").is_none(),
+        "{outputs}"
+    );
+
+    // AND the provisioning block tells the attempt and its times
+    let p = &ready["provisioning"];
+    assert_eq!(p["attempt"], 1, "{p}");
+    assert!(
+        p["started_at"].as_str().unwrap() <= p["finished_at"].as_str().unwrap(),
+        "{p}"
+    );
+    assert!(p["error"].is_null(), "{p}");
+
+    // AND the system's steps are in the history
+    let steps = history_steps(&ready);
+    assert_eq!(
+        steps[1..],
+        [
+            ("pending".into(), "approved".into(), w.admin.id.clone()),
+            ("approved".into(), "provisioning".into(), "system".into()),
+            ("provisioning".into(), "ready".into(), "system".into()),
+        ]
+    );
+
+    // AND the database really exists on the local PostgreSQL, and its own user can
+    // connect to it with the generated password
+    assert_eq!(
+        psql_admin(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{database}'"
+        )),
+        "1"
+    );
+    let user = outputs["username"].as_str().expect("username output");
+    let password = secret_output(&w, &id, "password");
+    let out = psql_as(user, &password, &database);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // AND the job is finished and no longer indexed for runners
+    let job = w
+        .app
+        .app
+        .store
+        .get_job(id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("job");
+    assert_eq!(job.status, shared::model::JobStatus::Succeeded);
+    assert!(w.app.app.store.due_jobs("9999", 10).await.unwrap().is_empty());
+    worker.stop().await;
+}
+
+async fn provisions_locally(resource_type: &str, parameters: Value, outputs: &[&str]) -> (World, String, Value) {
+    let w = world().await;
+    let worker = Worker::start(runner(&w, &[], &[]));
+    let id = submit(&w, resource_type, "thing-1", parameters).await;
+    approve(&w, &id).await;
+    let ready = wait_for(&w, &id, &["ready", "failed"], Duration::from_secs(90)).await;
+    assert_eq!(ready["status"], "ready", "{resource_type}: {ready}");
+    for name in outputs {
+        assert!(
+            !ready["outputs"][name].is_null(),
+            "{resource_type}: no output {name}: {ready}"
+        );
+    }
+    worker.stop().await;
+    (w, id, ready)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_request_is_provisioned_on_the_local_mariadb() {
+    let (w, id, ready) = provisions_locally("mysql", json!({}), &["host", "port", "database", "username"]).await;
+    let database = ready["outputs"]["database"].as_str().unwrap();
+    let password = secret_output(&w, &id, "password");
+    let out = std::process::Command::new("mariadb")
+        .args([
+            "-u",
+            ready["outputs"]["username"].as_str().unwrap(),
+            "-D",
+            database,
+            "-e",
+            "SELECT 1",
+        ])
+        .env("MYSQL_PWD", &password)
+        .env_remove("MYSQL_USER")
+        .output()
+        .expect("mariadb client runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_request_is_provisioned_on_the_local_redis() {
+    let (w, id, ready) = provisions_locally("redis", json!({}), &["host", "port", "username", "key_prefix"]).await;
+    let user = ready["outputs"]["username"].as_str().unwrap();
+    let prefix = ready["outputs"]["key_prefix"].as_str().unwrap();
+    let password = secret_output(&w, &id, "password");
+    let redis = |key: &str| {
+        std::process::Command::new("redis-cli")
+            .args(["--user", user, "--no-auth-warning", "SET", key, "v"])
+            .env("REDISCLI_AUTH", &password)
+            .output()
+            .expect("redis-cli runs")
+    };
+    let own = redis(&format!("{prefix}k"));
+    assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), "OK", "{own:?}");
+    let other = redis("someone-elses-key");
+    assert!(String::from_utf8_lossy(&other.stdout).contains("NOPERM"), "{other:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_bucket_and_sqs_queue_requests_are_applied_with_the_aws_provider_against_moto() {
+    let (_w, _id, bucket) = provisions_locally("s3_bucket", json!({}), &["bucket", "arn"]).await;
+    assert!(
+        bucket["outputs"]["arn"].as_str().unwrap().starts_with("arn:aws:s3:::"),
+        "{bucket}"
+    );
+    let (_w, _id, queue) = provisions_locally("sqs_queue", json!({}), &["queue_url", "arn"]).await;
+    assert!(
+        queue["outputs"]["arn"].as_str().unwrap().starts_with("arn:aws:sqs:"),
+        "{queue}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k8s_namespace_request_is_applied_to_the_simulated_cluster() {
+    let (_w, _id, ready) = provisions_locally("k8s_namespace", json!({ "cpu_quota": 1.5 }), &["namespace"]).await;
+    let namespace = ready["outputs"]["namespace"].as_str().unwrap();
+    let manifest = Path::new(&required_env("SSI_K8S_SIM_DIR")).join(format!("{namespace}.yaml"));
+    let text = std::fs::read_to_string(&manifest).expect("the simulated namespace manifest");
+    assert!(text.contains(namespace), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_show_every_phase_redacted_and_no_secret_is_left_anywhere() {
+    // GIVEN a postgres request provisioned by a worker
+    let w = world().await;
+    let worker = Worker::start(runner(&w, &[], &[]));
+    let id = submit(&w, "postgres", "leak-check", json!({})).await;
+    approve(&w, &id).await;
+    let ready = wait_for(&w, &id, &["ready", "failed"], Duration::from_secs(60)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    worker.stop().await;
+    let password = secret_output(&w, &id, "password");
+    let uri = secret_output(&w, &id, "uri");
+    assert!(password.len() >= 20, "a generated password");
+
+    // WHEN an admin reads the logs
+    let logs = logs(&w, &id).await;
+
+    // THEN there is init, plan, apply and output of attempt 1, in order
+    let phases: Vec<(u64, &str)> = logs
+        .iter()
+        .map(|l| (l["attempt"].as_u64().unwrap(), l["phase"].as_str().unwrap()))
+        .collect();
+    assert_eq!(phases, [(1, "init"), (1, "plan"), (1, "apply"), (1, "output")]);
+    assert!(
+        logs[2]["output"].as_str().unwrap().contains("Apply complete"),
+        "{}",
+        logs[2]
+    );
+    assert!(
+        logs[3]["output"]
+            .as_str()
+            .unwrap()
+            .contains("password = (sensitive value)"),
+        "{}",
+        logs[3]
+    );
+    assert!(logs.iter().all(|l| l["exit_code"] == 0));
+
+    // AND the generated password appears in no log, no stored item, no answer
+    let everything = format!(
+        "{}\n{}\n{}",
+        serde_json::to_string(&logs).unwrap(),
+        table_text(&w.app).await,
+        get(&w, &id).await
+    );
+    assert!(!everything.contains(&password), "the generated password leaked");
+    assert!(!everything.contains(&uri), "the connection URI leaked");
+
+    // AND the working directory (variables file, plan) is gone
+    let work = w.root.join("work").join(&id);
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind in {}: {left:?}", work.display());
+
+    // AND the state directory is private
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(w.root.join("state").join(&id))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+// ---------------------------------------------------------------------------------
+// Robustness
+// ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_runners_racing_for_one_job_exactly_one_claims_it() {
+    // GIVEN an approved request
+    let w = world().await;
+    let id = submit(&w, "k8s_namespace", "race", json!({})).await;
+    approve(&w, &id).await;
+    let request_id: Uuid = id.parse().unwrap();
+
+    // WHEN eight runners claim its job at the same moment
+    let now = shared::clock::format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(1));
+    let lease = shared::clock::format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::minutes(5));
+    let store = &w.app.app.store;
+    let claims = join_all((0..8).map(|i| {
+        let (now, lease) = (now.clone(), lease.clone());
+        async move {
+            store
+                .claim_job(request_id, &format!("runner-{i}"), &now, &lease)
+                .await
+                .expect("claim")
+        }
+    }))
+    .await;
+
+    // THEN exactly one got it, and the request counts one attempt
+    let won = claims.iter().filter(|c| matches!(c, Claim::Claimed(_))).count();
+    assert_eq!(won, 1, "{claims:?}");
+    let job = store.get_job(request_id).await.unwrap().unwrap();
+    assert_eq!(job.attempts, 1);
+    assert_eq!(get(&w, &id).await["provisioning"]["attempt"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_approvals_at_once_give_ten_databases_each_with_its_own_credentials() {
+    // GIVEN two workers of two jobs each, and ten postgres requests
+    let w = world().await;
+    let workers = [
+        Worker::start(runner(
+            &w,
+            &[("RUNNER_CONCURRENCY", "2"), ("RUNNER_LEASE_SECS", "30")],
+            &[],
+        )),
+        Worker::start(runner(
+            &w,
+            &[("RUNNER_CONCURRENCY", "2"), ("RUNNER_LEASE_SECS", "30")],
+            &[],
+        )),
+    ];
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(submit(&w, "postgres", &format!("db-{i}"), json!({})).await);
+    }
+
+    // WHEN all ten are approved at once
+    join_all(ids.iter().map(|id| approve(&w, id))).await;
+
+    // THEN all ten become ready, each on its first and only run
+    let mut windows = Vec::new();
+    let mut databases = Vec::new();
+    let mut passwords = Vec::new();
+    for id in &ids {
+        let ready = wait_for(&w, id, &["ready", "failed"], Duration::from_secs(240)).await;
+        assert_eq!(ready["status"], "ready", "{ready}");
+        assert_eq!(ready["provisioning"]["attempt"], 1, "{ready}");
+        let p = &ready["provisioning"];
+        windows.push((
+            p["started_at"].as_str().unwrap().to_string(),
+            p["finished_at"].as_str().unwrap().to_string(),
+        ));
+        databases.push(ready["outputs"]["database"].as_str().unwrap().to_string());
+        passwords.push(secret_output(&w, id, "password"));
+    }
+    for worker in workers {
+        worker.stop().await;
+    }
+
+    // AND there are ten distinct databases, each with its own password
+    databases.sort();
+    databases.dedup();
+    assert_eq!(databases.len(), 10);
+    let list = databases.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(",");
+    assert_eq!(
+        psql_admin(&format!("SELECT count(*) FROM pg_database WHERE datname IN ({list})")),
+        "10"
+    );
+    passwords.sort();
+    passwords.dedup();
+    assert_eq!(passwords.len(), 10);
+
+    // AND never more than the configured 2 + 2 ran at the same time
+    let most = windows
+        .iter()
+        .map(|(start, _)| windows.iter().filter(|(s, f)| s <= start && start < f).count())
+        .max()
+        .unwrap();
+    assert!(most <= 4, "{most} runs overlapped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_killed_mid_apply_is_taken_over_when_its_lease_expires_and_converges() {
+    // GIVEN a worker in a process of its own, and an approved postgres request
+    let w = world().await;
+    let id = submit(&w, "postgres", "crash-db", json!({})).await;
+    let vars = settings(&w, &[("RUNNER_LEASE_SECS", "4")]);
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["child_worker_process", "--exact", "--ignored", "--nocapture"])
+        .env("SSI_CHILD_WORKER", "1")
+        .envs(&vars)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the child runner");
+    approve(&w, &id).await;
+
+    // WHEN the runner is killed (SIGKILL) as soon as its plan is done: during apply
+    let started = Instant::now();
+    loop {
+        if logs(&w, &id).await.iter().any(|l| l["phase"] == "plan") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the child runner never planned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().expect("kill");
+    let output = child.wait_with_output().await.expect("child output");
+    assert_eq!(get(&w, &id).await["status"], "provisioning");
+
+    // THEN another runner takes the job over once the lease has expired, and the
+    // request becomes ready on its second attempt
+    let worker = Worker::start(runner(&w, &[], &[]));
+    let ready = wait_for(&w, &id, &["ready", "failed"], Duration::from_secs(90)).await;
+    worker.stop().await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["provisioning"]["attempt"], 2, "{ready}");
+    let attempt_one: Vec<Value> = logs(&w, &id).await.into_iter().filter(|l| l["attempt"] == 1).collect();
+    assert!(
+        attempt_one.iter().all(|l| l["phase"] != "apply"),
+        "the first run was not killed mid-apply: {attempt_one:?}"
+    );
+
+    // AND there is one database and one role for the request: nothing duplicated,
+    // nothing orphaned, and the state knows both
+    let database = ready["outputs"]["database"].as_str().unwrap();
+    let user = ready["outputs"]["username"].as_str().unwrap();
+    assert_eq!(
+        psql_admin(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{database}'"
+        )),
+        "1"
+    );
+    assert_eq!(
+        psql_admin(&format!("SELECT count(*) FROM pg_roles WHERE rolname = '{user}'")),
+        "1"
+    );
+    let out = psql_as(user, &secret_output(&w, &id, "password"), database);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // AND the history has one step per move, not one per attempt
+    let steps = history_steps(&ready);
+    assert_eq!(steps.iter().filter(|s| s.1 == "provisioning").count(), 1, "{steps:?}");
+
+    // AND the killed runner's log lines never held the generated password
+    let password = secret_output(&w, &id, "password");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("job claimed"), "the child logged nothing: {printed}");
+    assert!(!printed.contains(&password));
+}
+
+/// Not a test on its own: the worker process of the test above (started with
+/// `SSI_CHILD_WORKER=1` and the runner settings in its environment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "started by a_runner_killed_mid_apply_is_taken_over_when_its_lease_expires_and_converges"]
+async fn child_worker_process() {
+    if std::env::var("SSI_CHILD_WORKER").as_deref() != Ok("1") {
+        return;
+    }
+    std::env::set_var("RUST_LOG", "debug");
+    shared::logging::init();
+    let cfg = RunnerConfig::from_env().expect("runner config");
+    let sdk = shared::app::sdk_config(&cfg.region, cfg.dynamodb_endpoint.as_deref()).await;
+    let store = shared::store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), cfg.table_name.clone());
+    let (_stop, rx) = watch::channel(false);
+    Runner::new(cfg, store).work(rx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_is_down_fails_the_request_readably_and_retry_works_once_it_is_back() {
+    // GIVEN a runner that tries twice, pointed at a PostgreSQL that is down
+    let w = world().await;
+    let port = dead_port().to_string();
+    let broken = runner(&w, &[("RUNNER_MAX_ATTEMPTS", "2")], &[("PGPORT", &port)]);
+    let id = submit(&w, "postgres", "flaky-db", json!({})).await;
+    approve(&w, &id).await;
+    let request_id: Uuid = id.parse().unwrap();
+
+    // WHEN it runs: the first failure is retried, the second gives up
+    let (_stop, rx) = watch::channel(false);
+    let first = broken.run_job(request_id, rx.clone()).await.unwrap();
+    assert!(matches!(first, JobResult::RetryScheduled(_)), "{first:?}");
+    assert_eq!(get(&w, &id).await["status"], "provisioning");
+    let second = broken.run_job(request_id, rx.clone()).await.unwrap();
+    assert!(matches!(second, JobResult::Failed(_)), "{second:?}");
+
+    // THEN the request is failed, with a readable summary and the system's step
+    let failed = get(&w, &id).await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["provisioning"]["attempt"], 2);
+    let error = failed["provisioning"]["error"].as_str().expect("an error summary");
+    assert!(error.starts_with("terraform apply failed: Error:"), "{error}");
+    assert!(error.chars().count() <= 501, "{error}");
+    let last = history_steps(&failed).pop().unwrap();
+    assert_eq!(last, ("provisioning".into(), "failed".into(), "system".into()));
+    assert!(failed["outputs"].is_null());
+
+    // AND only an admin may retry, and only a failed request
+    let retry = format!("{REQUESTS}/{id}/retry");
+    w.app.post(&retry, Some(&w.member.token), json!({})).await.expect(403);
+
+    // WHEN the engine is back and an admin retries
+    let again = w
+        .app
+        .post(&retry, Some(&w.admin.token), json!({ "comment": "db is back" }))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(again["status"], "provisioning");
+    assert_eq!(
+        history_steps(&again).pop().unwrap(),
+        ("failed".into(), "provisioning".into(), w.admin.id.clone())
+    );
+    w.app.post(&retry, Some(&w.admin.token), json!({})).await.expect(409);
+    let fixed = runner(&w, &[], &[]);
+    let result = fixed.run_job(request_id, rx).await.unwrap();
+
+    // THEN it is ready, its attempts counted afresh
+    assert_eq!(result, JobResult::Ready);
+    let ready = get(&w, &id).await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["provisioning"]["attempt"], 1);
+    assert!(ready["provisioning"]["error"].is_null());
+    w.app.post(&retry, Some(&w.admin.token), json!({})).await.expect(409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_terraform_is_stopped_at_the_timeout_and_the_request_does_not_stay_provisioning() {
+    // GIVEN a module whose apply never ends, and a 3-second command timeout
+    let w = world().await;
+    let modules = repo_root().join("tests/fixtures/terraform/hang");
+    let modules = modules.display().to_string();
+    let hanging = runner(
+        &w,
+        &[("RUNNER_MODULES_DIR", &modules), ("RUNNER_COMMAND_TIMEOUT_SECS", "3")],
+        &[],
+    );
+    let id = submit(&w, "k8s_namespace", "stuck", json!({})).await;
+    approve(&w, &id).await;
+
+    // WHEN it runs
+    let started = Instant::now();
+    let (_stop, rx) = watch::channel(false);
+    let result = hanging.run_job(id.parse().unwrap(), rx).await.unwrap();
+
+    // THEN it was stopped (well before the module's 600-second sleep) and failed
+    assert!(started.elapsed() < Duration::from_secs(90), "{:?}", started.elapsed());
+    assert!(matches!(result, JobResult::Failed(_)), "{result:?}");
+    let failed = get(&w, &id).await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(
+        failed["provisioning"]["error"],
+        "terraform apply timed out after 3 s and was stopped"
+    );
+    let apply = logs(&w, &id)
+        .await
+        .into_iter()
+        .find(|l| l["phase"] == "apply")
+        .expect("apply log");
+    assert_eq!(apply["timed_out"], true);
+    assert!(apply["exit_code"].is_null());
+    // AND no process of the module is left running
+    let ps = std::process::Command::new("pgrep").args(["-f", &id]).output().unwrap();
+    assert!(ps.stdout.is_empty(), "the module's process outlived the timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_and_cancelled_requests_are_never_provisioned() {
+    // GIVEN one rejected, one cancelled and one approved request
+    let w = world().await;
+    let rejected = submit(&w, "k8s_namespace", "rejected", json!({})).await;
+    let cancelled = submit(&w, "k8s_namespace", "cancelled", json!({})).await;
+    let approved = submit(&w, "k8s_namespace", "approved", json!({})).await;
+    w.app
+        .post(
+            &format!("{REQUESTS}/{rejected}/reject"),
+            Some(&w.admin.token),
+            json!({ "reason": "no" }),
+        )
+        .await
+        .expect(200);
+    w.app
+        .post(
+            &format!("{REQUESTS}/{cancelled}/cancel"),
+            Some(&w.member.token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    approve(&w, &approved).await;
+    // AND a job item for the cancelled request, as if written by mistake
+    let job = shared::model::ProvisioningJob::queued(
+        &serde_json::from_value(get(&w, &cancelled).await).unwrap(),
+        shared::model::JobOperation::Apply,
+        &shared::clock::format_timestamp(time::OffsetDateTime::now_utc()),
+    );
+    let item = serde_dynamo::to_item(json!({
+        "PK": format!("JOB#{cancelled}"), "SK": format!("JOB#{cancelled}"),
+        "GSI1PK": "JOBSTATUS#queued", "GSI1SK": format!("JOB#{}#{cancelled}", job.due_at),
+        "entity_type": "JOB",
+    }))
+    .unwrap();
+    let mut item: HashMap<String, AttributeValue> = item;
+    let job_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&job).unwrap();
+    item.extend(job_item);
+    w.app
+        .app
+        .store
+        .client()
+        .put_item()
+        .table_name(&w.app.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN a worker runs
+    let worker = Worker::start(runner(&w, &[], &[]));
+    let ready = wait_for(&w, &approved, &["ready", "failed"], Duration::from_secs(60)).await;
+    assert_eq!(ready["status"], "ready");
+    let started = Instant::now();
+    while w
+        .app
+        .app
+        .store
+        .get_job(cancelled.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        != shared::model::JobStatus::Failed
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the stray job was not abandoned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.stop().await;
+
+    // THEN the rejected and cancelled requests are untouched and nothing ran for them
+    assert_eq!(get(&w, &rejected).await["status"], "rejected");
+    assert_eq!(get(&w, &cancelled).await["status"], "cancelled");
+    assert!(w
+        .app
+        .app
+        .store
+        .get_job(rejected.parse().unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(logs(&w, &cancelled).await.is_empty());
+    assert!(logs(&w, &rejected).await.is_empty());
+    assert!(!w.root.join("state").join(&cancelled).exists());
+    let job = w
+        .app
+        .app
+        .store
+        .get_job(cancelled.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(job.last_error.unwrap().contains("the request is cancelled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_team_was_deleted_meanwhile_is_not_run_and_the_request_fails() {
+    // GIVEN an approved request whose team is then deleted
+    let w = world().await;
+    let id = submit(&w, "k8s_namespace", "orphan", json!({})).await;
+    approve(&w, &id).await;
+    w.app
+        .delete(&format!("/api/v1/teams/{}", w.team), Some(&w.admin.token))
+        .await
+        .expect(204);
+
+    // WHEN a runner picks the job up
+    let (_stop, rx) = watch::channel(false);
+    let result = runner(&w, &[], &[]).run_job(id.parse().unwrap(), rx).await.unwrap();
+
+    // THEN nothing is provisioned and the request fails, by the system, with the reason
+    assert!(matches!(result, JobResult::Abandoned(_)), "{result:?}");
+    let failed = get(&w, &id).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["provisioning"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("team was deleted"),
+        "{failed}"
+    );
+    assert_eq!(history_steps(&failed).pop().unwrap().2, "system");
+    assert!(logs(&w, &id).await.is_empty());
+    assert!(!w.root.join("state").join(&id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_gives_its_job_back_for_the_next_one() {
+    // GIVEN a worker in the middle of a run that never ends
+    let w = world().await;
+    let modules = repo_root().join("tests/fixtures/terraform/hang").display().to_string();
+    let worker = Worker::start(runner(
+        &w,
+        &[("RUNNER_MODULES_DIR", &modules), ("RUNNER_LEASE_SECS", "600")],
+        &[],
+    ));
+    let id = submit(&w, "k8s_namespace", "interrupted", json!({})).await;
+    approve(&w, &id).await;
+    let started = Instant::now();
+    while !logs(&w, &id).await.iter().any(|l| l["phase"] == "plan") {
+        assert!(started.elapsed() < Duration::from_secs(60), "never planned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // WHEN it is stopped
+    worker.stop().await;
+
+    // THEN the job is queued again at once, its interrupted run not counted, although
+    // its lease had ten minutes left
+    let job = w.app.app.store.get_job(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(job.status, shared::model::JobStatus::Queued);
+    assert_eq!(job.attempts, 0);
+    assert!(job.lease_owner.is_none());
+    assert_eq!(get(&w, &id).await["status"], "provisioning");
+}
