@@ -1,0 +1,12 @@
+# No provider block and no backend block: the runner writes provider.tf.json and
+# backend.tf.json into the rendered working directory.
+terraform {
+  required_version = ">= 1.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "3.39.0"
+    }
+  }
+}
