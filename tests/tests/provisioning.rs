@@ -415,9 +415,24 @@ async fn a_redis_request_is_provisioned_on_the_local_redis() {
     let user = ready["outputs"]["username"].as_str().unwrap();
     let prefix = ready["outputs"]["key_prefix"].as_str().unwrap();
     let password = secret_output(&w, &id, "password");
+    let (host, port) = (
+        ready["outputs"]["host"].as_str().unwrap(),
+        ready["outputs"]["port"].to_string(),
+    );
     let redis = |key: &str| {
         std::process::Command::new("redis-cli")
-            .args(["--user", user, "--no-auth-warning", "SET", key, "v"])
+            .args([
+                "-h",
+                host,
+                "-p",
+                &port,
+                "--user",
+                user,
+                "--no-auth-warning",
+                "SET",
+                key,
+                "v",
+            ])
             .env("REDISCLI_AUTH", &password)
             .output()
             .expect("redis-cli runs")

@@ -139,20 +139,11 @@ fn uses_aws_provider(module: &Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-fn tags(job: &ProvisioningJob) -> Value {
-    json!({
-        "ssi:request_id": job.request_id.to_string(),
-        "ssi:team_id": job.team_id.to_string(),
-        "ssi:resource_type": job.resource_type,
-    })
-}
-
 fn provider_config(cfg: &RunnerConfig, job: &ProvisioningJob) -> Result<Value, RenderError> {
     Ok(match cfg.target {
-        Target::Aws => json!({ "provider": { "aws": {
-            "region": cfg.region,
-            "default_tags": { "tags": tags(job) },
-        }}}),
+        // No default_tags: every module tags its resources itself (the AWS provider
+        // refuses tags that repeat its default_tags).
+        Target::Aws => json!({ "provider": { "aws": { "region": cfg.region } } }),
         Target::Local => {
             let endpoint = cfg
                 .aws_endpoint
@@ -169,7 +160,6 @@ fn provider_config(cfg: &RunnerConfig, job: &ProvisioningJob) -> Result<Value, R
                 "skip_region_validation": true,
                 "s3_force_path_style": true,
                 "endpoints": [{ "s3": endpoint, "sqs": endpoint, "iam": endpoint, "sts": endpoint }],
-                "default_tags": { "tags": tags(job) },
             }}})
         }
     })

@@ -135,9 +135,10 @@ impl Store {
         let (req_gsi1pk, _) =
             keys::requests_by_status(RequestStatus::Provisioning.as_str(), &request.created_at, request.id);
         let mut request_update =
-            "SET #status = :provisioning, GSI1PK = :gsi1pk, updated_at = :now, provisioning = :info".to_string();
+            "SET #status = :provisioning, GSI1PK = :gsi1pk, updated_at = :now, #provisioning = :info".to_string();
         let mut request_expr = Expr::new()
             .name("#status", "status")
+            .name("#provisioning", "provisioning")
             .value(":provisioning", s(RequestStatus::Provisioning.as_str()))
             .value(":from", s(request.status.as_str()))
             .value(":gsi1pk", s(req_gsi1pk))
@@ -303,9 +304,10 @@ impl Store {
         };
 
         let (req_gsi1pk, _) = keys::requests_by_status(request_status.as_str(), &request.created_at, request.id);
-        let mut update = "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, provisioning = :info".to_string();
+        let mut update = "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, #provisioning = :info".to_string();
         let mut expr = Expr::new()
             .name("#status", "status")
+            .name("#provisioning", "provisioning")
             .value(":to", s(request_status.as_str()))
             .value(":from", s(RequestStatus::Provisioning.as_str()))
             .value(":gsi1pk", s(req_gsi1pk))
@@ -323,8 +325,8 @@ impl Store {
             expr = expr.value(":step", attr(&vec![step])?);
         }
         if let RunOutcome::Succeeded(outputs) = outcome {
-            update.push_str(", outputs = :outputs");
-            expr = expr.value(":outputs", attr(outputs)?);
+            update.push_str(", #outputs = :outputs");
+            expr = expr.name("#outputs", "outputs").value(":outputs", attr(outputs)?);
         }
         tx = tx.update(&keys::request(request.id), &update, Some("#status = :from"), expr)?;
         match self.transact(tx.items).await {
@@ -402,10 +404,11 @@ impl Store {
                     keys::requests_by_status(RequestStatus::Failed.as_str(), &request.created_at, request.id);
                 tx = tx.update(
                     &keys::request(request.id),
-                    "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, provisioning = :info, history = list_append(history, :step)",
+                    "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, #provisioning = :info, history = list_append(history, :step)",
                     Some("#status = :from"),
                     Expr::new()
                         .name("#status", "status")
+                        .name("#provisioning", "provisioning")
                         .value(":to", s(RequestStatus::Failed.as_str()))
                         .value(":from", s(request.status.as_str()))
                         .value(":gsi1pk", s(gsi1pk))

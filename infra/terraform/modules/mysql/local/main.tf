@@ -87,7 +87,7 @@ resource "null_resource" "password" {
     team_id       = var.team_id
     resource_type = "mysql"
     username      = null_resource.database.triggers.username
-    password_hash = sha256("${var.request_id}:${var.password}")
+    password_sha256 = sha256("${var.request_id}:${var.password}")
   }
 
   provisioner "local-exec" {

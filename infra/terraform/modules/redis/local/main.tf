@@ -99,7 +99,7 @@ resource "null_resource" "password" {
     team_id       = var.team_id
     resource_type = "redis"
     username      = null_resource.user.triggers.username
-    password_hash = sha256("${var.request_id}:${var.password}")
+    password_sha256 = sha256("${var.request_id}:${var.password}")
   }
 
   provisioner "local-exec" {
