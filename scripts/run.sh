@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# `make run`: the whole API on http://127.0.0.1:${PORT:-3000}, backed by DynamoDB Local.
+# `make run`: the whole system on this machine: the API on http://127.0.0.1:${PORT:-3000}
+# backed by DynamoDB Local, and the provisioning runner that applies approved requests
+# with Terraform to local PostgreSQL, MariaDB and Redis servers, moto (S3, SQS) and a
+# simulated Kubernetes (all on 127.0.0.1, free ports).
 #
 # 1. checks prerequisites (cargo; and, unless DYNAMODB_ENDPOINT is set, Java 17+,
 #    node/npm and curl) and installs node packages when missing (npm ci);
-# 2. builds the dev server and the ssi-admin CLI (cargo build -p devserver --bins);
+# 2. builds the dev server, the ssi-admin CLI and the runner;
 # 3. unless DYNAMODB_ENDPOINT is set, starts DynamoDB Local on ${DYNAMODB_PORT:-8000}
 #    (in memory: every run starts with an empty database);
 # 4. unless JWT_SECRET or JWT_SECRET_FILE is set, uses .local/jwt-secret (created once,
 #    mode 0600, 64 random hex characters);
 # 5. creates the table from template.yaml (ssi-admin create-table, idempotent);
 # 6. when both ADMIN_EMAIL and ADMIN_PASSWORD are set, creates that admin;
-# 7. runs the dev server in the foreground. Ctrl-C stops it and DynamoDB Local.
+# 7. installs the provisioning tools when missing (scripts/provision-tools.sh), starts
+#    PostgreSQL, MariaDB, Redis and moto, and the runner (`ssi-runner worker`);
+# 8. runs the dev server in the foreground. Ctrl-C stops all of it.
 #
 # Two copies can run side by side with different PORT and DYNAMODB_PORT.
 set -euo pipefail
@@ -19,6 +24,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=scripts/dynamodb-local.sh
 . "$ROOT/scripts/dynamodb-local.sh"
+# shellcheck source=scripts/provision-tools.sh
+. "$ROOT/scripts/provision-tools.sh"
 
 die() {
     printf 'run: error: %s\n' "$*" >&2
@@ -27,12 +34,19 @@ die() {
 step() { printf '\n==> %s\n' "$*"; }
 
 DEV_PID=
+RUNNER_PID=
 # shellcheck disable=SC2317 # invoked by the traps below
 cleanup() {
     if [[ -n $DEV_PID ]]; then
         ddb_kill_wait "$DEV_PID" 10
         DEV_PID=
     fi
+    # SIGTERM: the runner stops its Terraform runs and gives their jobs back.
+    if [[ -n $RUNNER_PID ]]; then
+        ddb_kill_wait "$RUNNER_PID" 30
+        RUNNER_PID=
+    fi
+    pt_stop_all
     ddb_stop
 }
 trap cleanup EXIT
@@ -80,12 +94,12 @@ if [[ -z ${DYNAMODB_ENDPOINT:-} ]]; then
 fi
 
 # --- build ---------------------------------------------------------------------------
-step "Building: cargo build -p devserver --bins"
-cargo build -p devserver --bins
+step "Building: cargo build -p devserver -p runner --bins"
+cargo build -p devserver -p runner --bins
 target_dir=${CARGO_TARGET_DIR:-target}
 [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
 bin="$target_dir/debug"
-for exe in devserver ssi-admin; do
+for exe in devserver ssi-admin ssi-runner; do
     [[ -x $bin/$exe ]] || die "$bin/$exe was not built"
 done
 
@@ -140,6 +154,23 @@ if [[ -n ${ADMIN_EMAIL:-} && -n ${ADMIN_PASSWORD:-} ]]; then
 elif [[ -n ${ADMIN_EMAIL:-} || -n ${ADMIN_PASSWORD:-} ]]; then
     echo "run: warning: set both ADMIN_EMAIL and ADMIN_PASSWORD to create an admin; none created." >&2
 fi
+
+# --- provisioning: engines, moto, runner ----------------------------------------------
+step "Provisioning tools (Terraform, provider mirror, moto, engine packages)"
+pt_install
+step "Starting PostgreSQL, MariaDB, Redis and moto on free ports"
+pt_start_postgres "$(pt_free_port)"
+pt_start_mariadb "$(pt_free_port)"
+pt_start_redis "$(pt_free_port)"
+pt_start_moto "$(pt_free_port)"
+step "Runner (ssi-runner worker): applies approved requests; state in .local/terraform/state"
+# In a subshell, so that only the runner gets the engines' admin connections.
+(
+    pt_env
+    export TERRAFORM_BIN="$VENV/bin/terraform" TF_PLUGIN_DIR="$SSI_TF_PLUGIN_DIR" AWS_ENDPOINT_URL="$SSI_AWS_ENDPOINT"
+    exec "$bin/ssi-runner" worker
+) &
+RUNNER_PID=$!
 
 # --- dev server ----------------------------------------------------------------------
 step "Dev server on http://127.0.0.1:$PORT (table $TABLE_NAME, DynamoDB $DYNAMODB_ENDPOINT). Ctrl-C stops everything."

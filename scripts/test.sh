@@ -3,15 +3,21 @@
 #   1. cargo fmt --all -- --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings
 #   3. scripts/lint-infra.sh (lints template.yaml and the GitHub workflows)
-#   4. cargo test --workspace, with DynamoDB Local started on a free port chosen by the
-#      OS and DYNAMODB_ENDPOINT pointing at it (the tests create their own tables).
-# DynamoDB Local is stopped on exit, whatever happens.
+#   4. scripts/tf-check.sh (terraform fmt -check, validate, module interfaces)
+#   5. cargo test --workspace, with DynamoDB Local, PostgreSQL, MariaDB, Redis and moto
+#      started on free ports chosen by the OS and their settings exported (the tests
+#      create their own tables, databases, buckets and state directories).
+# Terraform, the offline provider mirror, moto and the engine packages are installed
+# first (scripts/provision-tools.sh; a no-op once done). Everything started here is
+# stopped on exit, whatever happens.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=scripts/dynamodb-local.sh
 . "$ROOT/scripts/dynamodb-local.sh"
+# shellcheck source=scripts/provision-tools.sh
+. "$ROOT/scripts/provision-tools.sh"
 
 section() { printf '\n======== %s ========\n' "$*"; }
 die() {
@@ -19,7 +25,12 @@ die() {
     exit 1
 }
 
-trap ddb_stop EXIT
+# shellcheck disable=SC2317 # invoked by the trap below
+stop_services() {
+    pt_stop_all
+    ddb_stop
+}
+trap stop_services EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -35,6 +46,10 @@ ddb_check_java || exit 1
 ddb_ensure_installed
 echo "ok: $(cargo --version), $("$(ddb_java)" -version 2>&1 | sed -n 1p), DynamoDB Local $(basename "$(ddb_dir)")"
 
+section "Provisioning tools (Terraform, provider mirror, moto, engines)"
+pt_install
+echo "ok"
+
 section "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 echo "ok"
@@ -44,6 +59,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 section "scripts/lint-infra.sh (template.yaml, workflows)"
 bash scripts/lint-infra.sh
+
+section "scripts/tf-check.sh (Terraform modules)"
+bash scripts/tf-check.sh
 
 # Compile first, so that DynamoDB Local does not sit idle through the build.
 section "cargo test --workspace --no-run (build)"
@@ -60,6 +78,16 @@ export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 unset AWS_SESSION_TOKEN AWS_PROFILE
 export AWS_EC2_METADATA_DISABLED=true
 echo "DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT"
+
+section "PostgreSQL, MariaDB, Redis, moto (for the provisioning tests)"
+pt_start_postgres "$(pt_free_port)"
+pt_start_mariadb "$(pt_free_port)"
+pt_start_redis "$(pt_free_port)"
+pt_start_moto "$(pt_free_port)"
+# The engines' admin connections and moto's admin key, as the runner passes them to
+# Terraform; plus where Terraform and its provider mirror are.
+pt_env
+export TERRAFORM_BIN="$VENV/bin/terraform" TF_PLUGIN_DIR="$SSI_TF_PLUGIN_DIR" AWS_ENDPOINT_URL="$SSI_AWS_ENDPOINT"
 
 section "cargo test --workspace"
 results=$(mktemp)
