@@ -724,7 +724,9 @@ pt_start_moto() {
     # IAM authentication after the first 3 actions: the bootstrap below creates the
     # admin user, its policy and its key; from then on every request must be signed with
     # a key moto knows, and IAM policies are enforced (moto checks Action and Resource).
-    (cd "$dir" && INITIAL_NO_AUTH_ACTION_COUNT=3 exec "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port") \
+    # scripts/moto_server.py is moto_server with one fidelity fix (see that file).
+    (cd "$dir" && INITIAL_NO_AUTH_ACTION_COUNT=3 exec "$VENV/bin/python" "$PT_ROOT/scripts/moto_server.py" \
+        -H 127.0.0.1 -p "$port") \
         </dev/null >"$log" 2>&1 &
     pid=$!
     pt__started moto "$pid" "$port" "$dir"
