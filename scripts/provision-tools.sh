@@ -415,6 +415,15 @@ pt__new_secret() {
 
 pt__secret() { local s; s=$(<"$1") && printf '%s' "$s"; }
 
+# pt__check_writable USER DIR: the engine's OS user must reach DIR (every parent
+# directory searchable for it), or the engine fails later with a less clear message.
+pt__check_writable() {
+    pt__as "$1" test -w "$2" || {
+        pt__err "the OS user '$1' cannot write $2; every parent directory must be searchable (o+x) for it"
+        return 1
+    }
+}
+
 # pt__prepare_dir ENGINE PORT: a fresh .local/engines/ENGINE-PORT; refuses when an
 # engine recorded there still runs.
 pt__prepare_dir() {
@@ -545,6 +554,7 @@ pt_start_postgres() {
     mkdir -p "$dir/data" "$dir/run"
     chmod 0700 "$dir/data"
     [[ $user == "$(id -un)" ]] || chown "$user:" "$dir" "$dir/data" "$dir/run"
+    pt__check_writable "$user" "$dir/data" || return 1
     pt__new_secret "$dir/admin-password" || return 1
     # The bootstrap superuser is the engine's OS user, reachable only over the socket
     # (peer); TCP on 127.0.0.1 needs a SCRAM password, and nothing else is accepted.
@@ -620,6 +630,7 @@ pt_start_mariadb() {
     sock="$dir/run/mariadbd.sock"
     mkdir -p "$dir/data" "$dir/run"
     [[ $user == "$me" ]] || chown "$user:" "$dir" "$dir/data" "$dir/run"
+    pt__check_writable "$user" "$dir/data" || return 1
     pt__new_secret "$dir/admin-password" || return 1
     # root@localhost and <user>@localhost authenticate by unix_socket only.
     if ! LD_LIBRARY_PATH="$base/lib/x86_64-linux-gnu" "$base/bin/mariadb-install-db" --no-defaults \
@@ -678,6 +689,7 @@ pt_start_redis() {
     log="$dir/redis.log"
     mkdir -p "$dir/data"
     [[ $user == "$(id -un)" ]] || chown "$user:" "$dir" "$dir/data"
+    pt__check_writable "$user" "$dir/data" || return 1
     pt__new_secret "$dir/admin-password" || return 1
     # Only the SHA-256 of the password goes into the config file (ACL `#<hash>`), so the
     # password is never on disk twice and there is no moment without a password.
@@ -724,7 +736,9 @@ pt_start_moto() {
     # IAM authentication after the first 3 actions: the bootstrap below creates the
     # admin user, its policy and its key; from then on every request must be signed with
     # a key moto knows, and IAM policies are enforced (moto checks Action and Resource).
-    (cd "$dir" && INITIAL_NO_AUTH_ACTION_COUNT=3 exec "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port") \
+    # scripts/moto_server.py is moto_server with one fidelity fix (see that file).
+    (cd "$dir" && INITIAL_NO_AUTH_ACTION_COUNT=3 exec "$VENV/bin/python" "$PT_ROOT/scripts/moto_server.py" \
+        -H 127.0.0.1 -p "$port") \
         </dev/null >"$log" 2>&1 &
     pid=$!
     pt__started moto "$pid" "$port" "$dir"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Static checks of the Terraform modules (infra/terraform/modules), offline:
 #   1. terraform fmt -check -recursive infra/terraform
-#   2. for every module whose providers are in the offline mirror (every one but
+#   2. scripts/tf_interface_check.py: each module's variables are exactly the catalog
+#      parameters of its type (same names, types, defaults) plus the context variables,
+#      its outputs exactly the contract's, and it has no provider or backend block
+#   3. for every module whose providers are in the offline mirror (every one but
 #      k8s_namespace/aws, which needs the kubernetes provider): terraform init
 #      -backend=false -plugin-dir=.local/terraform/plugins and terraform validate, in a
 #      temporary copy, so no .terraform directory or lock file is left in the repository.
@@ -37,6 +40,9 @@ else
     echo "FAIL fmt (run: .venv/bin/terraform fmt -recursive infra/terraform)"
     failed=1
 fi
+
+echo "== interface: variables = catalog parameters + context, outputs = contract"
+"$VENV/bin/python" "$ROOT/scripts/tf_interface_check.py" "$ROOT" || failed=1
 
 echo "== terraform init + validate (offline, temporary copies)"
 for dir in infra/terraform/modules/*/*/; do

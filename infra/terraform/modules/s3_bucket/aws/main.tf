@@ -1,5 +1,5 @@
-# The "s3_bucket" catalog type: a private, encrypted S3 bucket (public access blocked,
-# objects encrypted) and an IAM user whose access key can use this bucket and nothing else.
+# The "s3_bucket" catalog type: a private S3 bucket (public access blocked, objects
+# encrypted with SSE-S3) and an IAM user whose access key can use this bucket only.
 # The same module runs against AWS and, on the local stack, against moto (the runner's
 # provider.tf.json points the aws provider at it); there is no separate local module.
 
