@@ -83,10 +83,10 @@ resource "null_resource" "database" {
 # output because its environment holds a sensitive value.
 resource "null_resource" "password" {
   triggers = {
-    request_id    = var.request_id
-    team_id       = var.team_id
-    resource_type = "mysql"
-    username      = null_resource.database.triggers.username
+    request_id      = var.request_id
+    team_id         = var.team_id
+    resource_type   = "mysql"
+    username        = null_resource.database.triggers.username
     password_sha256 = sha256("${var.request_id}:${var.password}")
   }
 

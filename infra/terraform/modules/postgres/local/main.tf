@@ -82,10 +82,10 @@ resource "null_resource" "database" {
 # because its environment holds a sensitive value.
 resource "null_resource" "password" {
   triggers = {
-    request_id    = var.request_id
-    team_id       = var.team_id
-    resource_type = "postgres"
-    username      = null_resource.database.triggers.username
+    request_id      = var.request_id
+    team_id         = var.team_id
+    resource_type   = "postgres"
+    username        = null_resource.database.triggers.username
     password_sha256 = sha256("${var.request_id}:${var.password}")
   }
 

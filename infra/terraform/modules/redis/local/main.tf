@@ -95,10 +95,10 @@ resource "null_resource" "user" {
 # provisioner's output because its environment holds a sensitive value.
 resource "null_resource" "password" {
   triggers = {
-    request_id    = var.request_id
-    team_id       = var.team_id
-    resource_type = "redis"
-    username      = null_resource.user.triggers.username
+    request_id      = var.request_id
+    team_id         = var.team_id
+    resource_type   = "redis"
+    username        = null_resource.user.triggers.username
     password_sha256 = sha256("${var.request_id}:${var.password}")
   }
 
