@@ -28,6 +28,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=scripts/dynamodb-local.sh
 . "$ROOT/scripts/dynamodb-local.sh"
+# shellcheck source=scripts/provision-tools.sh
+. "$ROOT/scripts/provision-tools.sh"
 
 die() {
     printf 'bench: error: %s\n' "$*" >&2
@@ -42,6 +44,7 @@ cleanup() {
         wait "$DEVSERVER_PID" 2>/dev/null || true
         DEVSERVER_PID=
     fi
+    pt_stop_all
     ddb_stop
 }
 trap cleanup EXIT
@@ -69,7 +72,7 @@ echo "load average before the build: $(cut -d' ' -f1-3 /proc/loadavg) (other wor
 
 section "Build (release, $(uname -m))"
 cargo build --release --bin auth --bin teams --bin users --bin docs
-cargo build --release --bin devserver --bin lambda-bench --bin load-bench --bin micro-bench
+cargo build --release --bin devserver --bin lambda-bench --bin load-bench --bin micro-bench --bin provision-bench
 BIN="$ROOT/target/release"
 
 echo "load average after the build: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -108,6 +111,16 @@ BENCH_DEVSERVER="127.0.0.1:$devserver_port" timeout 600 "$BIN/load-bench"
 kill -TERM "$DEVSERVER_PID" 2>/dev/null || true
 wait "$DEVSERVER_PID" 2>/dev/null || true
 DEVSERVER_PID=
+
+section "Provisioning: approval to ready, local postgres (real Terraform)"
+pt_install
+pt_start_postgres "$(pt_free_port)"
+(
+    pt_env
+    export TERRAFORM_BIN="$VENV/bin/terraform" TF_PLUGIN_DIR="$SSI_TF_PLUGIN_DIR"
+    timeout 900 "$BIN/provision-bench"
+)
+pt_stop_all
 ddb_stop
 
 section "Deployment zips (arm64, make build)"
