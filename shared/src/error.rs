@@ -55,14 +55,18 @@ pub enum ApiError {
     /// Throttled; the client may retry after this many seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
-    /// A transient backend failure (e.g. DynamoDB throttling or a transaction that kept
-    /// conflicting); safe to retry.
+    /// A transient backend failure (DynamoDB throttling, a transaction that kept
+    /// conflicting, DynamoDB unreachable or not answering within the time budget of
+    /// `app`); the client may retry after [`RETRY_AFTER_UNAVAILABLE_SECS`].
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// Anything unexpected. The cause is logged, never sent to the client.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// `Retry-After` of a 503.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 1;
 
 /// An RFC 9457 problem document: the body of every error response.
 #[derive(Serialize, ToSchema)]
@@ -137,7 +141,7 @@ impl ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 format!("too many requests; retry after {retry_after_secs} seconds")
             }
-            Self::Unavailable(_) => "the service is busy; retry shortly".into(),
+            Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
             // Never leak internals.
             Self::Internal(_) => "an unexpected error occurred".into(),
         }
@@ -167,14 +171,15 @@ impl ApiError {
         let mut builder = Response::builder()
             .status(status)
             .header("content-type", "application/problem+json")
-            .header("cache-control", "no-store");
+            .header("cache-control", "no-store")
+            .header("x-content-type-options", "nosniff");
         match &self {
             Self::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
             Self::MethodNotAllowed { allow } => builder = builder.header("allow", allow.join(", ")),
             Self::TooManyRequests { retry_after_secs } => {
                 builder = builder.header("retry-after", retry_after_secs.to_string())
             }
-            Self::Unavailable(_) => builder = builder.header("retry-after", "1"),
+            Self::Unavailable(_) => builder = builder.header("retry-after", RETRY_AFTER_UNAVAILABLE_SECS.to_string()),
             _ => {}
         }
         builder

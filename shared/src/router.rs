@@ -89,13 +89,27 @@ impl Router {
         );
         async move {
             let result = match self.handlers.get(&route_key) {
-                Some((access, handler)) => match auth::authorize(&app, &req, *access).await {
-                    Ok(caller) => handler(Ctx { app, req, caller }).await,
-                    Err(err) => Err(err),
-                },
+                Some((access, handler)) => {
+                    let work = async move {
+                        let caller = auth::authorize(&app, &req, *access).await?;
+                        handler(Ctx { app, req, caller }).await
+                    };
+                    // Every store call is bounded by the SDK's timeouts; this bounds
+                    // the sum, so the answer always comes from here, never from a
+                    // Lambda timeout.
+                    match tokio::time::timeout(crate::app::REQUEST_DEADLINE, work).await {
+                        Ok(result) => result,
+                        Err(_) => Err(ApiError::Unavailable("request deadline exceeded".into())),
+                    }
+                }
                 None => Err(unmatched(&req)),
             };
-            let response = result.unwrap_or_else(ApiError::into_response);
+            let mut response = result.unwrap_or_else(ApiError::into_response);
+            // No response of this API may be sniffed into another type.
+            response
+                .headers_mut()
+                .entry("x-content-type-options")
+                .or_insert(lambda_http::http::HeaderValue::from_static("nosniff"));
             tracing::info!(status = response.status().as_u16(), "handled");
             response
         }

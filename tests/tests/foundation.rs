@@ -101,6 +101,26 @@ fn template_sends_unmatched_requests_to_the_docs_function() {
 }
 
 #[test]
+fn the_request_time_budget_fits_in_the_lambda_timeout() {
+    let template = devserver::template::load(&devserver::template::default_path()).expect("template.yaml");
+    let globals = &template["Globals"]["Function"]["Timeout"];
+    assert_eq!(
+        globals.as_u64(),
+        Some(shared::app::LAMBDA_TIMEOUT.as_secs()),
+        "Globals.Function.Timeout of template.yaml and shared::app::LAMBDA_TIMEOUT differ"
+    );
+    // No function overrides it with something shorter than the request deadline.
+    for (name, resource) in template["Resources"].as_mapping().expect("resources") {
+        if let Some(timeout) = resource["Properties"]["Timeout"].as_u64() {
+            assert!(
+                timeout > shared::app::REQUEST_DEADLINE.as_secs(),
+                "{name:?}: Timeout {timeout} s is not above the request deadline"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_route_has_exactly_one_handler_in_its_function() {
     let routers = devserver::routers();
     let mut served = BTreeSet::new();

@@ -179,7 +179,7 @@ fn complete(op: &mut Operation, spec: &RouteSpec) {
     if spec.function != "docs" {
         errors.push((
             "503",
-            "DynamoDB is busy; retry",
+            "DynamoDB is throttling, unreachable or not answering in time; retry",
             Some(("Retry-After", "Seconds to wait")),
         ));
     }
