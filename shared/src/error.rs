@@ -47,6 +47,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("payload too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
+    /// The request target is longer than the server reads (the dev server's HTTP layer).
+    #[error("URI too long")]
+    UriTooLong,
+    /// The request line and headers are larger than the server reads.
+    #[error("request header fields too large")]
+    HeaderFieldsTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType { expected: &'static str },
     /// Well-formed but invalid input.
@@ -117,6 +123,8 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -136,6 +144,8 @@ impl ApiError {
             }
             Self::Conflict(why) => why.clone(),
             Self::PayloadTooLarge { limit } => format!("request body exceeds {limit} bytes"),
+            Self::UriTooLong => "the request URI is too long".into(),
+            Self::HeaderFieldsTooLarge => "the request line and headers are too large".into(),
             Self::UnsupportedMediaType { expected } => format!("expected Content-Type {expected}"),
             Self::Validation(_) => "the request has invalid fields".into(),
             Self::TooManyRequests { retry_after_secs } => {

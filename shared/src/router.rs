@@ -6,7 +6,7 @@ use crate::{
     auth::{self, Access},
     error::ApiError,
     model::User,
-    routes::{self, Resolution},
+    routes::{self, Resolution, RouteSpec},
     App,
 };
 use lambda_http::{request::RequestContext, Body, Request, RequestExt, Response};
@@ -34,7 +34,7 @@ type BoxedHandler = Box<dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = HandlerResult
 
 pub struct Router {
     function: &'static str,
-    handlers: HashMap<String, (Access, BoxedHandler)>,
+    handlers: HashMap<String, (&'static RouteSpec, BoxedHandler)>,
 }
 
 impl Router {
@@ -59,7 +59,7 @@ impl Router {
             .filter(|s| s.function == self.function)
             .unwrap_or_else(|| panic!("route `{key}` is not in the route table for `{}`", self.function));
         self.handlers
-            .insert(spec.key(), (spec.access, Box::new(move |ctx| Box::pin(handler(ctx)))));
+            .insert(spec.key(), (spec, Box::new(move |ctx| Box::pin(handler(ctx)))));
         self
     }
 
@@ -89,9 +89,10 @@ impl Router {
         );
         async move {
             let result = match self.handlers.get(&route_key) {
-                Some((access, handler)) => {
+                Some((spec, handler)) => {
                     let work = async move {
-                        let caller = auth::authorize(&app, &req, *access).await?;
+                        let caller = auth::authorize(&app, &req, spec.access).await?;
+                        crate::http::check_query(&req, spec.query)?;
                         handler(Ctx { app, req, caller }).await
                     };
                     // Every store call is bounded by the SDK's timeouts; this bounds
@@ -157,7 +158,7 @@ pub async fn run_lambda(router: Router) -> Result<(), lambda_http::Error> {
 pub async fn run_public_lambda(router: Router) -> Result<(), lambda_http::Error> {
     crate::logging::init();
     assert!(
-        router.handlers.values().all(|(access, _)| *access == Access::Public),
+        router.handlers.values().all(|(spec, _)| spec.access == Access::Public),
         "run_public_lambda serves public routes only"
     );
     let app = App::public_from_env()

@@ -443,3 +443,68 @@ async fn demotion_takes_effect_at_once() {
     // Still a valid user.
     app.get("/api/v1/auth/me", Some(&second.token)).await.expect(200);
 }
+
+// ---------- input hardening ----------
+
+#[tokio::test]
+async fn a_repeated_key_in_a_body_is_400() {
+    let app = TestApp::spawn().await;
+    let email = app.email();
+    let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}","email":"other@example.com"}}"#);
+    let req = app
+        .http
+        .post(app.url("/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body(body);
+    let reply = app.finish(req).await.expect(400);
+    assert_eq!(reply.json()["errors"][0]["field"], "email");
+    // The form login refuses a repeated field too.
+    let form = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=a%40b.co&password=one&password=two");
+    app.finish(form).await.expect(400);
+}
+
+#[tokio::test]
+async fn a_wrong_type_names_its_field_not_its_value() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "email": app.email(), "password": 424242 }),
+        )
+        .await
+        .expect(422);
+    assert_eq!(reply.json()["errors"][0]["field"], "password");
+}
+
+#[tokio::test]
+async fn emails_are_nfc_normalised_so_composed_and_decomposed_are_one_account() {
+    let app = TestApp::spawn().await;
+    // "jürgen" with a combining diaeresis, then with the precomposed ü.
+    let decomposed = format!("ju\u{308}rgen-{}@example.com", &uuid::Uuid::new_v4().to_string()[..8]);
+    let composed = decomposed.replace("u\u{308}", "\u{fc}");
+    let body = app.register(&decomposed, PASSWORD).await.expect(201).json();
+    assert_eq!(body["email"], composed.as_str(), "stored in NFC");
+    app.register(&composed.to_uppercase(), PASSWORD).await.expect(409);
+    app.login(&composed, PASSWORD).await.expect(200);
+    app.login(&decomposed, PASSWORD).await.expect(200);
+}
+
+#[tokio::test]
+async fn bidi_and_invisible_characters_in_emails_are_422() {
+    let app = TestApp::spawn().await;
+    for email in [
+        "ad\u{200b}a@example.com",
+        "ada@exa\u{202e}moc.elpm",
+        "\u{2066}ada@example.com\u{2069}",
+        "ada\u{feff}@example.com",
+        "a\u{00ad}da@example.com",
+    ] {
+        let body = app.register(email, PASSWORD).await.expect(422).json();
+        assert_eq!(body["errors"][0]["field"], "email", "{email:?}: {body}");
+    }
+}
