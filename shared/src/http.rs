@@ -233,6 +233,15 @@ pub fn check_query(req: &Request, allowed: &[&str]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The client address API Gateway reports (`requestContext.http.sourceIp`; the dev
+/// server fills it from the peer address).
+pub fn source_ip(req: &Request) -> Option<&str> {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref(),
+        _ => None,
+    }
+}
+
 /// A single query parameter.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()

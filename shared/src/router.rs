@@ -21,6 +21,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The caller's address as the throttles key it (`auth::throttle::source_key`).
+    pub fn source(&self) -> String {
+        auth::throttle::source_key(crate::http::source_ip(&self.req))
+    }
+
     /// The signed-in caller. The router guarantees one on `User` and `Admin` routes.
     pub fn caller(&self) -> Result<&User, ApiError> {
         self.caller

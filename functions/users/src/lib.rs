@@ -57,7 +57,7 @@ async fn change_password(ctx: Ctx) -> HandlerResult {
     let input: PasswordChange = http::json_body(&ctx.req)?;
     let user = ctx.caller()?;
     let app = &ctx.app;
-    let attempt = Attempt::reserve(app, &email::normalise(&user.email)).await?;
+    let attempt = Attempt::reserve(app, &email::normalise(&user.email), &ctx.source()).await?;
     if !attempt
         .verify(app, input.current_password, Some(user.password_hash.clone()))
         .await?

@@ -7,7 +7,7 @@ mod requests;
 mod teams;
 mod users;
 
-pub use login::{LoginWindow, MAX_FAILURES, WINDOW_SECS};
+pub use login::{AccountReservation, PairReservation, MAX_FAILURES};
 pub use requests::RequestList;
 pub use teams::{normalise_team_name, TeamChanges};
 
