@@ -8,14 +8,45 @@ use crate::{
     cursor::CursorSealer,
     store::Store,
 };
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 /// The master key must carry at least 256 bits.
 pub const MIN_KEY_BYTES: usize = 32;
+
+// Time budget of one request. A healthy DynamoDB answers in milliseconds; these bounds
+// only decide how long a request waits for one that is down or hung, so that the
+// function itself answers 503 (problem+json, `Retry-After`) long before Lambda's own
+// timeout would cut it off with a bare 5xx. Nested: connect < attempt < operation <
+// request deadline < Lambda timeout.
+
+/// Opening a TCP (and TLS) connection to DynamoDB. Same-region connects take
+/// milliseconds; a second means the endpoint is unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// One attempt of one DynamoDB call, from sending to the end of the answer. Generous
+/// for a single call (even a 25-item transaction takes tens of milliseconds), short
+/// enough to leave room for a retry.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One DynamoDB call including the SDK's retries ([`SDK_MAX_ATTEMPTS`]): the longest a
+/// handler waits for any single call before it reports the store unavailable.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+/// Attempts per DynamoDB call (the SDK's standard retry mode, with jittered back-off
+/// starting at [`SDK_INITIAL_BACKOFF`]).
+pub const SDK_MAX_ATTEMPTS: u32 = 3;
+pub const SDK_INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+/// The whole request, enforced by the router around every handler: a backstop for
+/// handlers that make several calls, each within [`OPERATION_TIMEOUT`].
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(8);
+/// `Globals.Function.Timeout` of `template.yaml` (a test keeps the two equal).
+pub const LAMBDA_TIMEOUT: Duration = Duration::from_secs(10);
+
+const _: () = assert!(CONNECT_TIMEOUT.as_millis() < ATTEMPT_TIMEOUT.as_millis());
+const _: () = assert!(ATTEMPT_TIMEOUT.as_millis() < OPERATION_TIMEOUT.as_millis());
+const _: () = assert!(OPERATION_TIMEOUT.as_millis() < REQUEST_DEADLINE.as_millis());
+const _: () = assert!(REQUEST_DEADLINE.as_millis() < LAMBDA_TIMEOUT.as_millis());
 
 pub struct App {
     pub config: Config,
@@ -97,10 +128,30 @@ impl App {
     }
 }
 
+/// The SDK timeouts of every client (DynamoDB, Secrets Manager): see the constants above.
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The SDK retry policy of every client.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(SDK_MAX_ATTEMPTS)
+        .with_initial_backoff(SDK_INITIAL_BACKOFF)
+}
+
 /// The AWS SDK configuration: the real chain on AWS; a fixed region and dummy
-/// credentials when `DYNAMODB_ENDPOINT` points at DynamoDB Local.
+/// credentials when `DYNAMODB_ENDPOINT` points at DynamoDB Local. Every client built
+/// from it (the functions', `ssi-admin`'s, the tests') has the timeouts and retries above.
 pub async fn sdk_config(region: &str, dynamodb_endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .timeout_config(timeout_config())
+        .retry_config(retry_config());
     if let Some(endpoint) = dynamodb_endpoint {
         loader = loader
             .endpoint_url(endpoint)

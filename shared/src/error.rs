@@ -47,6 +47,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("payload too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
+    /// The request target is longer than the server reads (the dev server's HTTP layer).
+    #[error("URI too long")]
+    UriTooLong,
+    /// The request line and headers are larger than the server reads.
+    #[error("request header fields too large")]
+    HeaderFieldsTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType { expected: &'static str },
     /// Well-formed but invalid input.
@@ -55,14 +61,18 @@ pub enum ApiError {
     /// Throttled; the client may retry after this many seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
-    /// A transient backend failure (e.g. DynamoDB throttling or a transaction that kept
-    /// conflicting); safe to retry.
+    /// A transient backend failure (DynamoDB throttling, a transaction that kept
+    /// conflicting, DynamoDB unreachable or not answering within the time budget of
+    /// `app`); the client may retry after [`RETRY_AFTER_UNAVAILABLE_SECS`].
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// Anything unexpected. The cause is logged, never sent to the client.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// `Retry-After` of a 503.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 1;
 
 /// An RFC 9457 problem document: the body of every error response.
 #[derive(Serialize, ToSchema)]
@@ -113,6 +123,8 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -132,12 +144,14 @@ impl ApiError {
             }
             Self::Conflict(why) => why.clone(),
             Self::PayloadTooLarge { limit } => format!("request body exceeds {limit} bytes"),
+            Self::UriTooLong => "the request URI is too long".into(),
+            Self::HeaderFieldsTooLarge => "the request line and headers are too large".into(),
             Self::UnsupportedMediaType { expected } => format!("expected Content-Type {expected}"),
             Self::Validation(_) => "the request has invalid fields".into(),
             Self::TooManyRequests { retry_after_secs } => {
                 format!("too many requests; retry after {retry_after_secs} seconds")
             }
-            Self::Unavailable(_) => "the service is busy; retry shortly".into(),
+            Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
             // Never leak internals.
             Self::Internal(_) => "an unexpected error occurred".into(),
         }
@@ -167,14 +181,15 @@ impl ApiError {
         let mut builder = Response::builder()
             .status(status)
             .header("content-type", "application/problem+json")
-            .header("cache-control", "no-store");
+            .header("cache-control", "no-store")
+            .header("x-content-type-options", "nosniff");
         match &self {
             Self::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
             Self::MethodNotAllowed { allow } => builder = builder.header("allow", allow.join(", ")),
             Self::TooManyRequests { retry_after_secs } => {
                 builder = builder.header("retry-after", retry_after_secs.to_string())
             }
-            Self::Unavailable(_) => builder = builder.header("retry-after", "1"),
+            Self::Unavailable(_) => builder = builder.header("retry-after", RETRY_AFTER_UNAVAILABLE_SECS.to_string()),
             _ => {}
         }
         builder

@@ -18,6 +18,7 @@ pub mod model;
 pub mod router;
 pub mod routes;
 pub mod store;
+pub mod text;
 
 pub use app::App;
 pub use error::ApiError;

@@ -6,7 +6,7 @@ use crate::{
     auth::{self, Access},
     error::ApiError,
     model::User,
-    routes::{self, Resolution},
+    routes::{self, Resolution, RouteSpec},
     App,
 };
 use lambda_http::{request::RequestContext, Body, Request, RequestExt, Response};
@@ -21,6 +21,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The caller's address as the throttles key it (`auth::throttle::source_key`).
+    pub fn source(&self) -> String {
+        auth::throttle::source_key(crate::http::source_ip(&self.req))
+    }
+
     /// The signed-in caller. The router guarantees one on `User` and `Admin` routes.
     pub fn caller(&self) -> Result<&User, ApiError> {
         self.caller
@@ -34,7 +39,7 @@ type BoxedHandler = Box<dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = HandlerResult
 
 pub struct Router {
     function: &'static str,
-    handlers: HashMap<String, (Access, BoxedHandler)>,
+    handlers: HashMap<String, (&'static RouteSpec, BoxedHandler)>,
 }
 
 impl Router {
@@ -59,7 +64,7 @@ impl Router {
             .filter(|s| s.function == self.function)
             .unwrap_or_else(|| panic!("route `{key}` is not in the route table for `{}`", self.function));
         self.handlers
-            .insert(spec.key(), (spec.access, Box::new(move |ctx| Box::pin(handler(ctx)))));
+            .insert(spec.key(), (spec, Box::new(move |ctx| Box::pin(handler(ctx)))));
         self
     }
 
@@ -89,13 +94,28 @@ impl Router {
         );
         async move {
             let result = match self.handlers.get(&route_key) {
-                Some((access, handler)) => match auth::authorize(&app, &req, *access).await {
-                    Ok(caller) => handler(Ctx { app, req, caller }).await,
-                    Err(err) => Err(err),
-                },
+                Some((spec, handler)) => {
+                    let work = async move {
+                        let caller = auth::authorize(&app, &req, spec.access).await?;
+                        crate::http::check_query(&req, spec.query)?;
+                        handler(Ctx { app, req, caller }).await
+                    };
+                    // Every store call is bounded by the SDK's timeouts; this bounds
+                    // the sum, so the answer always comes from here, never from a
+                    // Lambda timeout.
+                    match tokio::time::timeout(crate::app::REQUEST_DEADLINE, work).await {
+                        Ok(result) => result,
+                        Err(_) => Err(ApiError::Unavailable("request deadline exceeded".into())),
+                    }
+                }
                 None => Err(unmatched(&req)),
             };
-            let response = result.unwrap_or_else(ApiError::into_response);
+            let mut response = result.unwrap_or_else(ApiError::into_response);
+            // No response of this API may be sniffed into another type.
+            response
+                .headers_mut()
+                .entry("x-content-type-options")
+                .or_insert(lambda_http::http::HeaderValue::from_static("nosniff"));
             tracing::info!(status = response.status().as_u16(), "handled");
             response
         }
@@ -143,7 +163,7 @@ pub async fn run_lambda(router: Router) -> Result<(), lambda_http::Error> {
 pub async fn run_public_lambda(router: Router) -> Result<(), lambda_http::Error> {
     crate::logging::init();
     assert!(
-        router.handlers.values().all(|(access, _)| *access == Access::Public),
+        router.handlers.values().all(|(spec, _)| spec.access == Access::Public),
         "run_public_lambda serves public routes only"
     );
     let app = App::public_from_env()

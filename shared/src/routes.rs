@@ -13,6 +13,9 @@ pub struct RouteSpec {
     /// Path template in API Gateway syntax (`/teams/{id}`).
     pub path: &'static str,
     pub access: Access,
+    /// The query parameters the route takes; the router answers 400 to any other, and
+    /// to any of these given twice.
+    pub query: &'static [&'static str],
 }
 
 impl RouteSpec {
@@ -28,8 +31,19 @@ const fn route(function: &'static str, method: &'static str, path: &'static str,
         method,
         path,
         access,
+        query: &[],
     }
 }
+
+impl RouteSpec {
+    const fn with_query(mut self, query: &'static [&'static str]) -> Self {
+        self.query = query;
+        self
+    }
+}
+
+/// The query parameters of every list.
+const PAGE: &[&str] = &["limit", "cursor"];
 
 use Access::{Admin, Public, User};
 
@@ -44,13 +58,13 @@ pub const ROUTES: &[RouteSpec] = &[
     route("auth", "POST", "/api/v1/auth/logout", User),
     route("users", "PUT", "/api/v1/users/me/password", User),
     route("users", "GET", "/api/v1/users/me/team", User),
-    route("users", "GET", "/api/v1/users/me/team/members", User),
-    route("users", "GET", "/api/v1/users", Admin),
+    route("users", "GET", "/api/v1/users/me/team/members", User).with_query(PAGE),
+    route("users", "GET", "/api/v1/users", Admin).with_query(&["limit", "cursor", "team_id", "email"]),
     route("users", "GET", "/api/v1/users/{id}", Admin),
     route("users", "PATCH", "/api/v1/users/{id}", Admin),
     route("users", "DELETE", "/api/v1/users/{id}", Admin),
     route("teams", "POST", "/api/v1/teams", Admin),
-    route("teams", "GET", "/api/v1/teams", Admin),
+    route("teams", "GET", "/api/v1/teams", Admin).with_query(PAGE),
     route("teams", "GET", "/api/v1/teams/{id}", Admin),
     route("teams", "PUT", "/api/v1/teams/{id}", Admin),
     route("teams", "DELETE", "/api/v1/teams/{id}", Admin),
@@ -58,14 +72,14 @@ pub const ROUTES: &[RouteSpec] = &[
     route("teams", "DELETE", "/api/v1/teams/{id}/members/{user_id}", Admin),
     route("requests", "GET", "/api/v1/resource-types", User),
     route("requests", "POST", "/api/v1/requests", User),
-    route("requests", "GET", "/api/v1/requests", User),
+    route("requests", "GET", "/api/v1/requests", User).with_query(&["limit", "cursor", "scope", "status", "team_id"]),
     route("requests", "GET", "/api/v1/requests/{id}", User),
     route("requests", "POST", "/api/v1/requests/{id}/cancel", User),
     route("requests", "POST", "/api/v1/requests/{id}/approve", Admin),
     route("requests", "POST", "/api/v1/requests/{id}/reject", Admin),
     route("requests", "POST", "/api/v1/requests/{id}/retry", Admin),
-    route("requests", "GET", "/api/v1/requests/{id}/logs", Admin),
-    route("requests", "GET", "/api/v1/admin/requests/pending", Admin),
+    route("requests", "GET", "/api/v1/requests/{id}/logs", Admin).with_query(PAGE),
+    route("requests", "GET", "/api/v1/admin/requests/pending", Admin).with_query(PAGE),
 ];
 
 /// Looks a route up by its API Gateway route key.

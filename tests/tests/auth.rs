@@ -229,6 +229,146 @@ async fn unknown_emails_are_throttled_like_known_ones() {
     app.login("ghost@example.com", "whatever it is").await.expect(429);
 }
 
+/// A client whose requests come from 127.0.0.`n` (the dev server reports the peer
+/// address as API Gateway's `sourceIp`, which the throttle keys on).
+fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, n)))
+        .build()
+        .expect("client")
+}
+
+async fn login_from(app: &TestApp, client: &reqwest::Client, email: &str, password: &str) -> common::Reply {
+    app.finish(
+        client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({ "email": email, "password": password })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_attacker_is_throttled_but_cannot_lock_the_owner_out_from_elsewhere() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let (attacker, home) = (client_from(66), client_from(7));
+    for _ in 0..MAX_FAILURES {
+        login_from(&app, &attacker, &owner.email, "a wrong guess, again")
+            .await
+            .expect(401);
+    }
+    // The attacker's source is throttled, even with the right password ...
+    let locked = login_from(&app, &attacker, &owner.email, PASSWORD).await.expect(429);
+    let retry: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&retry), "{retry}");
+    // ... while the owner, from another source, gets in at once.
+    login_from(&app, &home, &owner.email, PASSWORD).await.expect(200);
+    // So does a password change from there (same throttle).
+    let token = login_from(&app, &home, &owner.email, PASSWORD).await.expect(200).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let req = home.get(app.url("/api/v1/auth/me")).bearer_auth(&token);
+    app.finish(req).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_distributed_guesser_is_bounded_and_the_owner_still_gets_in() {
+    use shared::auth::throttle::{ACCOUNT_SOFT_LIMIT, BACKOFF_MAX_SECS};
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    // 30 sources, each up to its own limit: 300 guesses without the account limit.
+    let sources: Vec<reqwest::Client> = (10..40).map(client_from).collect();
+    let mut checked = 0u64;
+    let mut backed_off = 0u64;
+    for round in 0..MAX_FAILURES {
+        let guesses = sources
+            .iter()
+            .map(|client| login_from(&app, client, &owner.email, "guessing in parallel"));
+        for reply in join_all(guesses).await {
+            match reply.status.as_u16() {
+                401 => checked += 1,
+                429 => {
+                    backed_off += 1;
+                    let retry: i64 = reply.header("retry-after").unwrap().parse().unwrap();
+                    assert!((1..=BACKOFF_MAX_SECS).contains(&retry), "round {round}: {retry}");
+                }
+                other => panic!("unexpected {other}: {}", reply.text),
+            }
+        }
+    }
+    // Bounded by the account's soft limit plus each source's first (clean) guess plus
+    // one back-off slot (the clock does not move here).
+    let bound = ACCOUNT_SOFT_LIMIT + sources.len() as u64 + 1;
+    eprintln!("distributed: {checked} of 300 guesses checked, {backed_off} answered 429 (bound {bound})");
+    assert!(checked <= bound, "{checked} guesses were checked (bound {bound})");
+    assert!(backed_off > 0);
+    // The owner, from a source that has not failed, is not held up.
+    login_from(&app, &client_from(200), &owner.email, PASSWORD)
+        .await
+        .expect(200);
+    // Waiting out the back-off lets a dirty source try again; it never becomes a wall.
+    app.clock.advance(time::Duration::seconds(BACKOFF_MAX_SECS));
+    let reply = login_from(&app, &sources[0], &owner.email, PASSWORD).await;
+    assert!(matches!(reply.status.as_u16(), 200 | 429), "{reply:?}");
+}
+
+#[tokio::test]
+async fn past_the_fresh_source_budget_clean_sources_back_off_but_are_never_walled() {
+    use shared::auth::throttle::{BACKOFF_MAX_SECS, FRESH_SOURCE_LIMIT};
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    // More distinct sources than the budget, one guess each.
+    let sources: Vec<u8> = (10..(10 + FRESH_SOURCE_LIMIT as u8 + 10)).collect();
+    let mut statuses = Vec::new();
+    for chunk in sources.chunks(20) {
+        let clients: Vec<reqwest::Client> = chunk.iter().map(|n| client_from(*n)).collect();
+        let guesses = clients
+            .iter()
+            .map(|client| login_from(&app, client, &owner.email, "one guess per address"));
+        statuses.extend(join_all(guesses).await.iter().map(|r| r.status.as_u16()));
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count() as u64;
+    assert!(checked <= FRESH_SOURCE_LIMIT + 1, "{checked} checked");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // The owner from yet another source now waits at most one back-off delay.
+    let home = client_from(250);
+    let reply = login_from(&app, &home, &owner.email, PASSWORD).await;
+    if reply.status == 429 {
+        let retry: i64 = reply.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=BACKOFF_MAX_SECS).contains(&retry), "{retry}");
+        app.clock.advance(time::Duration::seconds(retry));
+        login_from(&app, &home, &owner.email, PASSWORD).await.expect(200);
+    } else {
+        reply.expect(200);
+    }
+}
+
+#[tokio::test]
+async fn registering_taken_emails_is_throttled_per_source() {
+    use shared::auth::throttle::REGISTRATION_MAX_CONFLICTS;
+    let app = TestApp::spawn().await;
+    let taken = app.user().await;
+    let prober = client_from(77);
+    let register = |client: &reqwest::Client, email: String| {
+        app.finish(
+            client
+                .post(app.url("/api/v1/auth/register"))
+                .json(&json!({ "email": email, "password": PASSWORD })),
+        )
+    };
+    for _ in 0..REGISTRATION_MAX_CONFLICTS {
+        register(&prober, taken.email.clone()).await.expect(409);
+    }
+    let throttled = register(&prober, taken.email.clone()).await.expect(429);
+    assert!(throttled.header("retry-after").is_some());
+    // New accounts from elsewhere are unaffected; successes never count.
+    let other = client_from(78);
+    for _ in 0..(REGISTRATION_MAX_CONFLICTS + 2) {
+        register(&other, app.email()).await.expect(201);
+    }
+}
+
 #[tokio::test]
 async fn one_accounts_lock_does_not_affect_another() {
     let app = TestApp::spawn().await;
@@ -442,4 +582,69 @@ async fn demotion_takes_effect_at_once() {
     app.get("/api/v1/teams", Some(&second.token)).await.expect(403);
     // Still a valid user.
     app.get("/api/v1/auth/me", Some(&second.token)).await.expect(200);
+}
+
+// ---------- input hardening ----------
+
+#[tokio::test]
+async fn a_repeated_key_in_a_body_is_400() {
+    let app = TestApp::spawn().await;
+    let email = app.email();
+    let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}","email":"other@example.com"}}"#);
+    let req = app
+        .http
+        .post(app.url("/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body(body);
+    let reply = app.finish(req).await.expect(400);
+    assert_eq!(reply.json()["errors"][0]["field"], "email");
+    // The form login refuses a repeated field too.
+    let form = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=a%40b.co&password=one&password=two");
+    app.finish(form).await.expect(400);
+}
+
+#[tokio::test]
+async fn a_wrong_type_names_its_field_not_its_value() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "email": app.email(), "password": 424242 }),
+        )
+        .await
+        .expect(422);
+    assert_eq!(reply.json()["errors"][0]["field"], "password");
+}
+
+#[tokio::test]
+async fn emails_are_nfc_normalised_so_composed_and_decomposed_are_one_account() {
+    let app = TestApp::spawn().await;
+    // "jürgen" with a combining diaeresis, then with the precomposed ü.
+    let decomposed = format!("ju\u{308}rgen-{}@example.com", &uuid::Uuid::new_v4().to_string()[..8]);
+    let composed = decomposed.replace("u\u{308}", "\u{fc}");
+    let body = app.register(&decomposed, PASSWORD).await.expect(201).json();
+    assert_eq!(body["email"], composed.as_str(), "stored in NFC");
+    app.register(&composed.to_uppercase(), PASSWORD).await.expect(409);
+    app.login(&composed, PASSWORD).await.expect(200);
+    app.login(&decomposed, PASSWORD).await.expect(200);
+}
+
+#[tokio::test]
+async fn bidi_and_invisible_characters_in_emails_are_422() {
+    let app = TestApp::spawn().await;
+    for email in [
+        "ad\u{200b}a@example.com",
+        "ada@exa\u{202e}moc.elpm",
+        "\u{2066}ada@example.com\u{2069}",
+        "ada\u{feff}@example.com",
+        "a\u{00ad}da@example.com",
+    ] {
+        let body = app.register(email, PASSWORD).await.expect(422).json();
+        assert_eq!(body["errors"][0]["field"], "email", "{email:?}: {body}");
+    }
 }

@@ -70,6 +70,136 @@ async fn wrong_content_type_malformed_and_oversized_bodies_are_4xx() {
     app.finish(binary).await.expect(400);
 }
 
+/// Sends raw bytes to the dev server and reads until it closes the connection.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // The server may answer (and close) before it has read everything.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn assert_problem(answer: &str, status: u16) {
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {answer:?}"));
+    assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: application/problem+json"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(body["status"], status);
+    assert_eq!(body["type"], "about:blank");
+}
+
+#[tokio::test]
+async fn oversized_uris_and_heads_get_problem_json_from_the_dev_server() {
+    let app = TestApp::spawn().await;
+    let long_uri = format!("GET /health?{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000));
+    assert_problem(&raw_exchange(&app, long_uri.as_bytes()).await, 414);
+    let big_head = format!(
+        "GET /health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "b".repeat(600_000)
+    );
+    assert_problem(&raw_exchange(&app, big_head.as_bytes()).await, 431);
+    // Also on a kept-alive connection, after a normal request.
+    let both = format!("GET /health HTTP/1.1\r\nhost: x\r\n\r\n{big_head}");
+    let answer = raw_exchange(&app, both.as_bytes()).await;
+    let second = answer
+        .match_indices("HTTP/1.1 ")
+        .nth(1)
+        .map(|(i, _)| &answer[i..])
+        .unwrap_or_else(|| panic!("two answers: {answer:?}"));
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert_problem(second, 431);
+    // A request hyper cannot parse at all.
+    assert_problem(
+        &raw_exchange(&app, b"GET /health HTTP/1.1\r\nbad header\r\n\r\n").await,
+        400,
+    );
+}
+
+#[tokio::test]
+async fn the_docs_page_has_a_strict_content_security_policy_and_no_inline_script() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/docs", None).await.expect(200);
+    let csp = page.header("content-security-policy").expect("CSP").to_string();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "connect-src 'self'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing: {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(!page.text.contains("<script>"), "inline script: {}", page.text);
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js"] {
+        assert!(page.text.contains(&format!("docs/{asset}")), "{asset} not on the page");
+        let reply = app.get(&format!("/docs/{asset}"), None).await.expect(200);
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert!(reply.header("content-security-policy").is_some());
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_response_is_nosniff() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let replies = [
+        app.get("/health", None).await,
+        app.get("/openapi.json", None).await,
+        app.get("/api/v1/auth/me", Some(&admin.token)).await,
+        app.get("/api/v1/auth/me", None).await,
+        app.get("/api/v1/nothing-here", None).await,
+        app.send(Method::DELETE, "/health", None, None).await,
+        app.post("/api/v1/auth/logout", Some(&admin.token), json!({})).await,
+    ];
+    for reply in replies {
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_repeated_query_parameters_are_400() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let team = app.team(&admin, "Q").await;
+    for path in [
+        "/api/v1/teams?limit=5&limt=6".to_string(),
+        "/api/v1/teams?limit=5&limit=6".to_string(),
+        "/api/v1/teams?cursor=".to_string(),
+        format!("/api/v1/teams/{team}?verbose=1"),
+        "/api/v1/auth/me?x".to_string(),
+        "/api/v1/users?team_id=%7B00000000-0000-0000-0000-000000000000%7D".to_string(),
+        "/api/v1/users?team_id=00000000000000000000000000000000".to_string(),
+        format!("/api/v1/users?team_id=%20{team}"),
+        format!("/api/v1/users?team_id=urn:uuid:{team}"),
+        "/api/v1/users?email=not-an-email".to_string(),
+        "/api/v1/users?email=".to_string(),
+        format!("/api/v1/users?email=a@b.co&team_id={team}"),
+        "/api/v1/requests?scope=everything".to_string(),
+        "/api/v1/requests?status=".to_string(),
+        "/health?probe=1".to_string(),
+    ] {
+        let reply = app.get(&path, Some(&admin.token)).await;
+        assert_eq!(reply.status.as_u16(), 400, "{path}: {}", reply.text);
+    }
+    // Malformed ids in the path stay 404, whatever the form.
+    app.get(&format!("/api/v1/teams/{{{team}}}"), Some(&admin.token))
+        .await
+        .expect(404);
+    app.get(&format!("/api/v1/teams/{}", team.to_uppercase()), Some(&admin.token))
+        .await
+        .expect(200);
+    // Anonymous callers learn nothing about parameters: 401 first.
+    app.get("/api/v1/teams?nope=1", None).await.expect(401);
+}
+
 #[test]
 fn template_routes_match_the_route_table() {
     let template = devserver::template::load(&devserver::template::default_path()).expect("template.yaml");
@@ -98,6 +228,26 @@ fn template_sends_unmatched_requests_to_the_docs_function() {
     let default: Vec<_> = routes.iter().filter(|r| r.path == "$default").collect();
     assert_eq!(default.len(), 1, "exactly one $default route");
     assert_eq!(default[0].function, "docs");
+}
+
+#[test]
+fn the_request_time_budget_fits_in_the_lambda_timeout() {
+    let template = devserver::template::load(&devserver::template::default_path()).expect("template.yaml");
+    let globals = &template["Globals"]["Function"]["Timeout"];
+    assert_eq!(
+        globals.as_u64(),
+        Some(shared::app::LAMBDA_TIMEOUT.as_secs()),
+        "Globals.Function.Timeout of template.yaml and shared::app::LAMBDA_TIMEOUT differ"
+    );
+    // No function overrides it with something shorter than the request deadline.
+    for (name, resource) in template["Resources"].as_mapping().expect("resources") {
+        if let Some(timeout) = resource["Properties"]["Timeout"].as_u64() {
+            assert!(
+                timeout > shared::app::REQUEST_DEADLINE.as_secs(),
+                "{name:?}: Timeout {timeout} s is not above the request deadline"
+            );
+        }
+    }
 }
 
 #[test]

@@ -2065,3 +2065,75 @@ async fn many_reviewers_at_once_move_a_request_once() {
         assert_eq!(now["history"].as_array().unwrap().len(), 2, "{now}");
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Input hardening
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_repeated_parameter_key_is_400_not_the_last_one_wins() {
+    let w = world().await;
+    let body = r#"{"resource_type":"postgres","name":"dup-db","justification":"x",
+                   "parameters":{"storage_gb":5000,"storage_gb":50}}"#;
+    let req = w
+        .app
+        .http
+        .post(w.app.url(REQUESTS))
+        .bearer_auth(&w.alice.token)
+        .header("content-type", "application/json")
+        .body(body);
+    let reply = w.app.finish(req).await.expect(400);
+    assert_eq!(reply.json()["errors"][0]["field"], "parameters.storage_gb");
+    // Nothing was created.
+    let mine = w.app.get(REQUESTS, Some(&w.alice.token)).await.expect(200).json();
+    assert_eq!(mine["items"], json!([]));
+}
+
+#[tokio::test]
+async fn control_characters_in_free_text_are_422_line_breaks_are_fine() {
+    let w = world().await;
+    let mut body = new_request("redis", "cache");
+    body["justification"] = json!("needed\u{0007} now");
+    let reply = w.app.post(REQUESTS, Some(&w.alice.token), body).await.expect(422);
+    assert_eq!(reply.json()["errors"][0]["field"], "justification");
+    let mut body = new_request("redis", "cache");
+    body["justification"] = json!("line one\nline two\r\n\tindented");
+    let id = w
+        .app
+        .post(REQUESTS, Some(&w.alice.token), body)
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = w
+        .app
+        .post(
+            &action_path(&id, "reject"),
+            Some(&w.admin.token),
+            json!({ "reason": "no\u{001b}[31m" }),
+        )
+        .await
+        .expect(422);
+    assert_eq!(reply.json()["errors"][0]["field"], "reason");
+    let reply = w
+        .app
+        .post(
+            &action_path(&id, "cancel"),
+            Some(&w.alice.token),
+            json!({ "comment": "\u{0000}" }),
+        )
+        .await
+        .expect(422);
+    assert_eq!(reply.json()["errors"][0]["field"], "comment");
+}
+
+#[tokio::test]
+async fn a_wrong_type_in_a_request_body_names_its_field() {
+    let w = world().await;
+    let mut body = new_request("redis", "cache");
+    body["justification"] = json!(42);
+    let reply = w.app.post(REQUESTS, Some(&w.alice.token), body).await.expect(422);
+    assert_eq!(reply.json()["errors"][0]["field"], "justification");
+}

@@ -1422,3 +1422,54 @@ async fn deleting_a_team_twice_while_its_name_is_retaken_never_fails_with_5xx() 
             .expect(409);
     }
 }
+
+// ---------- input hardening ----------
+
+#[tokio::test]
+async fn team_names_are_nfc_normalised_before_comparison_and_storage() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let created = app
+        .post(
+            "/api/v1/teams",
+            Some(&admin.token),
+            json!({ "name": "Cafe\u{301} Ops" }),
+        )
+        .await
+        .expect(201)
+        .json();
+    assert_eq!(created["name"], "Caf\u{e9} Ops");
+    app.post("/api/v1/teams", Some(&admin.token), json!({ "name": "CAF\u{c9} ops" }))
+        .await
+        .expect(409);
+}
+
+#[tokio::test]
+async fn bidi_zero_width_and_control_characters_in_team_names_are_422() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for name in [
+        "Plat\u{200b}form",
+        "\u{202e}mroftalP",
+        "ops\u{2066}x\u{2069}",
+        "a\u{7}b",
+        "\u{3164}",
+    ] {
+        let body = app
+            .post("/api/v1/teams", Some(&admin.token), json!({ "name": name }))
+            .await
+            .expect(422)
+            .json();
+        assert_eq!(body["errors"][0]["field"], "name", "{name:?}: {body}");
+    }
+    let body = app
+        .post(
+            "/api/v1/teams",
+            Some(&admin.token),
+            json!({ "name": "Fine", "description": "tab\tand\nnewline are fine, NUL\u{0} is not" }),
+        )
+        .await
+        .expect(422)
+        .json();
+    assert_eq!(body["errors"][0]["field"], "description");
+}

@@ -588,6 +588,18 @@ async fn patch_bodies_are_validated() {
 }
 
 #[tokio::test]
+async fn a_patch_type_error_names_the_field() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let user = app.user().await;
+    let reply = app
+        .patch(&user_path(&user.id), Some(&admin.token), json!({ "is_admin": "yes" }))
+        .await
+        .expect(422);
+    assert_eq!(reply.json()["errors"][0]["field"], "is_admin");
+}
+
+#[tokio::test]
 async fn a_json_array_is_not_a_patch_object() {
     // GIVEN a plain user
     let app = TestApp::spawn().await;

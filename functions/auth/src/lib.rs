@@ -5,7 +5,7 @@ use shared::{
     auth::{
         email::{self, Email},
         jwt::AccessToken,
-        password, Attempt,
+        password, Attempt, Registration,
     },
     clock::format_timestamp,
     error::{ApiError, FieldError},
@@ -31,7 +31,8 @@ pub fn router() -> Router {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Registration {
+#[schema(as = Registration)]
+struct NewAccount {
     /// Trimmed; unique case-insensitively.
     #[schema(example = "ada@example.com")]
     email: String,
@@ -60,15 +61,25 @@ fn collect(err: ApiError, errors: &mut Vec<FieldError>) {
 }
 
 /// Create an account (never an admin, never in a team).
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Registration,
+///
+/// An email that is taken gets 409: self-service sign-up has no other channel to
+/// say so yet. Each source may hit at most 10 taken emails per 15 minutes (then
+/// 429), the same budget as its failed logins on one account, so probing for
+/// accounts here is no cheaper than guessing passwords.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = NewAccount,
     responses((status = 201, description = "The new user", body = UserView),
-              (status = 409, description = "The email is taken", body = shared::error::Problem)))]
+              (status = 409, description = "The email is taken", body = shared::error::Problem),
+              (status = 429, description = "Too many registrations of taken emails from this source; see Retry-After",
+               body = shared::error::Problem)))]
 async fn register(ctx: Ctx) -> HandlerResult {
-    let input: Registration = http::json_body(&ctx.req)?;
+    let input: NewAccount = http::json_body(&ctx.req)?;
     let email = validate_credentials(&input.email, &input.password)?;
-    let now = format_timestamp(ctx.app.clock.now());
-    let user = User::new(email.as_str(), password::hash(input.password).await?, false, &now);
-    ctx.app.store.create_user(&user, &email.normalised()).await?;
+    let app = &ctx.app;
+    let source = ctx.source();
+    let (slot, hash) = tokio::try_join!(Registration::reserve(app, &source), password::hash(input.password))?;
+    let now = format_timestamp(app.clock.now());
+    let user = User::new(email.as_str(), hash, false, &now);
+    slot.create(app, &user, &email.normalised()).await?;
     tracing::info!(user_id = %user.id, "registered");
     http::created(&UserView::from(&user))
 }
@@ -117,13 +128,14 @@ fn bad_credentials() -> ApiError {
 /// Sign in: exchange email and password for an access token.
 ///
 /// Unknown email and wrong password give the same 401 and cost the same argon2
-/// verification; failures are counted per email and throttled (see `store::login`).
+/// verification. Failures are throttled per account and source (10 per 15 minutes),
+/// and per account across sources with back-off (see `auth::throttle`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content(
         (JsonLogin = "application/json"),
         (FormLogin = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "A bearer token", body = AccessToken),
-              (status = 429, description = "Too many failed attempts for this account; see Retry-After",
+              (status = 429, description = "Too many failed attempts on this account from this source, or the account is backing off; see Retry-After",
                body = shared::error::Problem)))]
 async fn login(ctx: Ctx) -> HandlerResult {
     let (email, password) = login_input(&ctx)?;
@@ -134,7 +146,8 @@ async fn login(ctx: Ctx) -> HandlerResult {
     };
     let app = &ctx.app;
     let lookup = async { app.store.find_user_for_login(&key).await.map_err(ApiError::from) };
-    let (user, attempt) = tokio::try_join!(lookup, Attempt::reserve(app, &key))?;
+    let source = ctx.source();
+    let (user, attempt) = tokio::try_join!(lookup, Attempt::reserve(app, &key, &source))?;
     let verified = attempt
         .verify(app, password, user.as_ref().map(|u| u.password_hash.clone()))
         .await?;

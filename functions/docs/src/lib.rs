@@ -48,14 +48,7 @@ const PAGE: &str = r##"<!doctype html>
 <body>
   <div id="swagger-ui"></div>
   <script src="docs/swagger-ui-bundle.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({
-      url: "openapi.json",
-      dom_id: "#swagger-ui",
-      deepLinking: true,
-      persistAuthorization: false
-    });
-  </script>
+  <script src="docs/swagger-init.js"></script>
 </body>
 </html>
 "##;
@@ -80,10 +73,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../assets/swagger-ui.css"),
     ),
+    (
+        "swagger-init.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/swagger-init.js"),
+    ),
 ];
 
+/// The docs page and its assets come from this API only (everything is vendored; the
+/// CSS draws its icons as `data:` SVGs), and no other site may frame them.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
 #[utoipa::path(get, path = "/docs/{file}", tag = "meta",
-    params(("file" = String, Path, description = "`swagger-ui-bundle.js` or `swagger-ui.css`")),
+    params(("file" = String, Path, description = "`swagger-ui-bundle.js`, `swagger-ui.css` or `swagger-init.js`")),
     responses((status = 200, description = "A static asset of the docs page")))]
 async fn docs_asset(ctx: Ctx) -> HandlerResult {
     use lambda_http::RequestExt;
@@ -106,6 +110,8 @@ fn text(status: StatusCode, content_type: &str, body: String, cache: &str) -> Ha
         .header("content-type", content_type)
         .header("cache-control", cache)
         .header("x-content-type-options", "nosniff")
+        .header("content-security-policy", CONTENT_SECURITY_POLICY)
+        .header("x-frame-options", "DENY")
         .body(Body::Text(body))
         .map_err(ApiError::internal)
 }

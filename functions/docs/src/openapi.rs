@@ -160,7 +160,13 @@ fn complete(op: &mut Operation, spec: &RouteSpec) {
         .flatten()
         .any(|p| p.parameter_in == ParameterIn::Query)
     {
-        errors.push(("400", "Invalid query parameter or cursor", None));
+        errors.push((
+            "400",
+            "Invalid, unknown or repeated query parameter, or a bad cursor",
+            None,
+        ));
+    } else {
+        errors.push(("400", "A query parameter was given (this route takes none)", None));
     }
     let names: Vec<&str> = spec
         .path
@@ -179,7 +185,7 @@ fn complete(op: &mut Operation, spec: &RouteSpec) {
     if spec.function != "docs" {
         errors.push((
             "503",
-            "DynamoDB is busy; retry",
+            "DynamoDB is throttling, unreachable or not answering in time; retry",
             Some(("Retry-After", "Seconds to wait")),
         ));
     }
@@ -189,6 +195,21 @@ fn complete(op: &mut Operation, spec: &RouteSpec) {
             .responses
             .entry(code.to_string())
             .or_insert_with(|| problem(description, header));
+    }
+    // Every error body is a problem document, also where a handler's annotation gave
+    // only its schema (utoipa then says `application/json`).
+    for (code, response) in op.responses.responses.iter_mut() {
+        if !code.starts_with(['4', '5']) {
+            continue;
+        }
+        if let RefOr::T(response) = response {
+            if let Some(content) = response.content.shift_remove("application/json") {
+                response
+                    .content
+                    .entry("application/problem+json".to_string())
+                    .or_insert(content);
+            }
+        }
     }
 }
 
@@ -230,6 +251,40 @@ mod tests {
                 assert!(op["responses"].get("403").is_some(), "{}", spec.key());
             }
             assert!(op["responses"].get("500").is_some());
+        }
+    }
+
+    #[test]
+    fn every_error_response_is_problem_json_only() {
+        let doc = openapi_json().unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (code, response) in op["responses"].as_object().unwrap() {
+                    if code.starts_with(['4', '5']) {
+                        let types: Vec<&String> = response["content"].as_object().unwrap().keys().collect();
+                        assert_eq!(types, ["application/problem+json"], "{method} {path} {code}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn documented_query_parameters_are_the_route_tables() {
+        let doc = openapi_json().unwrap();
+        for spec in routes::ROUTES {
+            let op = &doc["paths"][spec.path][spec.method.to_lowercase()];
+            let mut documented: Vec<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            documented.sort_unstable();
+            let mut allowed = spec.query.to_vec();
+            allowed.sort_unstable();
+            assert_eq!(documented, allowed, "{}", spec.key());
         }
     }
 

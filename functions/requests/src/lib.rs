@@ -79,7 +79,8 @@ fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }
 
-/// Trimmed text of 1–2000 characters.
+/// Trimmed text of 1–2000 characters, without control characters other than tab and
+/// line breaks.
 fn required_text(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
     let text = raw.trim();
     let chars = text.chars().count();
@@ -88,6 +89,8 @@ fn required_text(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String
             field,
             format!("must be 1 to {MAX_TEXT_CHARS} characters"),
         ));
+    } else if let Some(problem) = shared::text::free_text_problem(text) {
+        errors.push(FieldError::new(field, problem));
     }
     text.to_string()
 }
@@ -157,11 +160,21 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
 #[allow(dead_code)]
 struct RequestFilters {
     /// `mine` (default for users), `team` (the caller's team) or `all` (admins; their default).
-    scope: Option<String>,
+    scope: Option<Scope>,
     /// Only requests in this status.
     status: Option<RequestStatus>,
     /// Admins: only this team's requests.
     team_id: Option<Uuid>,
+}
+
+/// The `scope` of the request list (documentation only: parsed in [`requested_list`]).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum Scope {
+    Mine,
+    Team,
+    All,
 }
 
 fn bad_filter(field: &str, message: &str) -> ApiError {
@@ -174,10 +187,7 @@ fn requested_list(ctx: &Ctx, caller: &User) -> Result<(RequestList, Option<Reque
         None => None,
         Some(raw) => Some(RequestStatus::parse(&raw).ok_or_else(|| bad_filter("status", "is not a request status"))?),
     };
-    let team_filter = match http::query_param(&ctx.req, "team_id") {
-        None => None,
-        Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| bad_filter("team_id", "must be a UUID"))?),
-    };
+    let team_filter = http::query_uuid(&ctx.req, "team_id")?;
     let default_scope = if caller.is_admin { "all" } else { "mine" };
     let scope = http::query_param(&ctx.req, "scope").unwrap_or_else(|| default_scope.to_string());
     let status_key = status.map_or("any", |s| s.as_str());

@@ -10,6 +10,7 @@ use shared::{
     model::{Page, Team, TeamView, TeamWithMembers, UserView},
     router::{Ctx, HandlerResult, Router},
     store::TeamChanges,
+    text,
 };
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -42,9 +43,10 @@ pub fn router() -> Router {
         .route("DELETE /api/v1/teams/{id}/members/{user_id}", remove_member)
 }
 
-/// A team name: trimmed, 1–100 characters, no control characters.
+/// A team name: trimmed, NFC-normalised, 1–100 characters, no control, format (bidi,
+/// zero-width) or invisible characters.
 fn parse_name(raw: &str) -> Result<String, FieldError> {
-    let name = raw.trim();
+    let name = text::nfc(raw.trim());
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
         return Err(FieldError::new(
@@ -52,10 +54,10 @@ fn parse_name(raw: &str) -> Result<String, FieldError> {
             format!("must be 1 to {MAX_NAME_CHARS} characters"),
         ));
     }
-    if name.chars().any(char::is_control) {
-        return Err(FieldError::new("name", "must not contain control characters"));
+    if let Some(problem) = text::identity_problem(&name) {
+        return Err(FieldError::new("name", problem));
     }
-    Ok(name.to_string())
+    Ok(name)
 }
 
 fn parse_description(raw: &str) -> Result<String, FieldError> {
@@ -64,6 +66,9 @@ fn parse_description(raw: &str) -> Result<String, FieldError> {
             "description",
             format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
         ));
+    }
+    if let Some(problem) = text::free_text_problem(raw) {
+        return Err(FieldError::new("description", problem));
     }
     Ok(raw.trim().to_string())
 }
@@ -227,6 +232,11 @@ mod tests {
         assert!(parse_name(&"n".repeat(101)).is_err());
         assert!(parse_name(&"ü".repeat(100)).is_ok());
         assert!(parse_name("a\u{7}b").is_err());
+        assert!(parse_name("Plat\u{200b}form").is_err());
+        assert!(parse_name("\u{202e}mroftalP").is_err());
+        assert_eq!(parse_name("Caf\u{65}\u{301}").unwrap(), "Caf\u{e9}");
+        assert!(parse_description("two\nlines").is_ok());
+        assert!(parse_description("nul\u{0}").is_err());
     }
 
     #[test]

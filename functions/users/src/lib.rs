@@ -57,7 +57,7 @@ async fn change_password(ctx: Ctx) -> HandlerResult {
     let input: PasswordChange = http::json_body(&ctx.req)?;
     let user = ctx.caller()?;
     let app = &ctx.app;
-    let attempt = Attempt::reserve(app, &email::normalise(&user.email)).await?;
+    let attempt = Attempt::reserve(app, &email::normalise(&user.email), &ctx.source()).await?;
     if !attempt
         .verify(app, input.current_password, Some(user.password_hash.clone()))
         .await?
@@ -111,7 +111,9 @@ async fn my_team_members(ctx: Ctx) -> HandlerResult {
 struct UserFilters {
     /// Only the members of this team.
     team_id: Option<Uuid>,
-    /// Only the user with this email (case-insensitive); `limit` and `cursor` do not apply.
+    /// Only the user with this email (case-insensitive); goes with neither `team_id`
+    /// nor `cursor`.
+    #[param(format = "email")]
     email: Option<String>,
 }
 
@@ -122,15 +124,18 @@ async fn list_users(ctx: Ctx) -> HandlerResult {
     let page = PageRequest::from_request(&ctx.req)?;
     let store = &ctx.app.store;
     if let Some(raw) = http::query_param(&ctx.req, "email") {
-        let user = match email::lookup_key(&raw) {
-            Some(key) => store.find_user_by_email(&key).await?,
-            None => None,
-        };
+        // One user at most: a page position or a second filter would mean nothing.
+        for other in ["team_id", "cursor"] {
+            if http::query_param(&ctx.req, other).is_some() {
+                return Err(ApiError::bad_field(other, "does not go with `email`"));
+            }
+        }
+        let email = email::Email::parse(&raw).map_err(|_| ApiError::bad_field("email", "must be an email address"))?;
+        let user = store.find_user_by_email(&email.normalised()).await?;
         let items: Vec<UserSummary> = user.iter().map(UserSummary::from).collect();
         return http::ok(&ctx.app.cursors.page("users:email", items, None)?);
     }
-    if let Some(raw) = http::query_param(&ctx.req, "team_id") {
-        let team_id = Uuid::parse_str(raw.trim()).map_err(|_| ApiError::bad_field("team_id", "must be a UUID"))?;
+    if let Some(team_id) = http::query_uuid(&ctx.req, "team_id")? {
         let scope = members_scope(team_id);
         let start = ctx.app.cursors.start(&scope, &page)?;
         let (members, next) = store.list_members(team_id, page.limit, start).await?;

@@ -28,8 +28,8 @@ pub const ZIP_BYTES: u64 = 6_000_000;
 /// authentication `GetItem`. Keep in step with that table.
 pub const DOCUMENTED_ROUND_TRIPS: &[(&str, u32)] = &[
     ("GET /health", 0),
-    ("POST /api/v1/auth/register", 1),
-    ("POST /api/v1/auth/login", 3), // "success 3"
+    ("POST /api/v1/auth/register", 2), // throttle reservation (beside the hash), then the transaction
+    ("POST /api/v1/auth/login", 3),    // "success 3"
     ("GET /api/v1/auth/me", 1),
     ("GET /api/v1/teams", 2),
     ("GET /api/v1/teams/{id}", 2),

@@ -2,6 +2,7 @@
 //! handing each request to the handlers exactly as API Gateway (HTTP API, payload
 //! v2) would, and the table created from its definition in `template.yaml`.
 
+pub mod parse_errors;
 pub mod table;
 pub mod template;
 
@@ -199,7 +200,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 async move { Ok::<_, Infallible>(api.handle(req, peer).await) }
             });
             if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(parse_errors::ProblemOnParseError::new(stream)), service)
                 .await
             {
                 tracing::debug!(error = %e, "connection closed with an error");

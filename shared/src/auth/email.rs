@@ -1,8 +1,11 @@
-//! Email addresses: parsed once at the edge, compared case-insensitively.
+//! Email addresses: parsed once at the edge, NFC-normalised, compared
+//! case-insensitively (see `crate::text`).
 
-use crate::error::ApiError;
+use crate::{error::ApiError, text};
 
-/// A syntactically plausible email address, trimmed. Uniqueness uses [`Email::normalised`].
+/// A syntactically plausible email address, trimmed and NFC-normalised, without
+/// control, format (bidi, zero-width) or invisible characters. Uniqueness uses
+/// [`Email::normalised`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -10,10 +13,14 @@ const MAX_LEN: usize = 254;
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let email = raw.trim();
+        let email = text::nfc(raw.trim());
+        let email = email.as_str();
         let invalid = |why: &str| ApiError::validation("email", why.to_string());
         if email.is_empty() {
             return Err(invalid("must not be empty"));
+        }
+        if let Some(problem) = text::identity_problem(email) {
+            return Err(invalid(problem));
         }
         // Lower-casing can lengthen a string; the stored key must fit too.
         if email.len() > MAX_LEN || normalise(email).len() > MAX_LEN {
@@ -47,9 +54,9 @@ impl Email {
     }
 }
 
-/// Normalises any string the way stored emails are keyed.
+/// Normalises any string the way stored emails are keyed: trimmed, NFC, lower-case.
 pub fn normalise(raw: &str) -> String {
-    raw.trim().to_lowercase()
+    text::fold(raw)
 }
 
 /// The key to look an email up by (login, filters): `None` when it is longer than any
@@ -97,7 +104,23 @@ mod tests {
     }
 
     #[test]
-    fn unicode_addresses_are_allowed() {
+    fn unicode_addresses_are_allowed_and_nfc_normalised() {
         assert!(Email::parse("jürgen@bücher.de").is_ok());
+        let decomposed = Email::parse("ju\u{308}rgen@bu\u{308}cher.de").unwrap();
+        assert_eq!(decomposed.as_str(), "jürgen@bücher.de");
+        assert_eq!(decomposed.normalised(), normalise("JÜRGEN@bücher.de"));
+        assert_eq!(lookup_key("JU\u{308}RGEN@bücher.de"), Some(decomposed.normalised()));
+    }
+
+    #[test]
+    fn bidi_and_zero_width_characters_are_refused() {
+        for bad in [
+            "ad\u{200b}a@example.com",
+            "ada@exam\u{202e}elpmaxe.com",
+            "\u{2066}ada@example.com",
+            "a\u{ad}da@example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

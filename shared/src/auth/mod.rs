@@ -5,9 +5,16 @@
 pub mod email;
 pub mod jwt;
 pub mod password;
+pub mod throttle;
 
-use crate::{error::ApiError, model::User, store::LoginWindow, App};
+use crate::{
+    error::ApiError,
+    model::User,
+    store::{AccountReservation, PairReservation},
+    App,
+};
 use lambda_http::Request;
+use throttle::Window;
 
 /// Who may call a route. Every route declares one in [`crate::routes::ROUTES`]; the
 /// router enforces it before a handler runs (deny by default: a route without an
@@ -70,40 +77,111 @@ pub async fn authorize(app: &App, req: &Request, access: Access) -> Result<Optio
     }
 }
 
-/// One password attempt under the per-account throttle (see `store::login`): reserve a
-/// slot first (429 when the account is locked), then verify; a correct password gives
-/// the slot back, a wrong one keeps it as a counted failure.
+/// One password attempt under the throttle of [`throttle`]: reserve first (429 when
+/// this source is locked out of the account, or the account is backing off for this
+/// source), then verify; a correct password gives the reservations back, a wrong one
+/// keeps them as counted failures.
 pub struct Attempt {
-    key: String,
-    window: LoginWindow,
+    email: String,
+    source: String,
+    pair: Window,
+    account: Window,
+    clean: bool,
 }
 
 impl Attempt {
-    /// Reserves an attempt for the account keyed by `email_key` (a normalised email).
-    pub async fn reserve(app: &App, email_key: &str) -> Result<Self, ApiError> {
+    /// Reserves an attempt on the account keyed by `email_key` (a normalised email)
+    /// from `source` (a [`throttle::source_key`]).
+    pub async fn reserve(app: &App, email_key: &str, source: &str) -> Result<Self, ApiError> {
         let now = app.clock.now().unix_timestamp();
-        let window = LoginWindow::at(now);
-        if !app.store.reserve_login_attempt(email_key, window).await? {
-            return Err(ApiError::TooManyRequests {
-                retry_after_secs: u64::try_from(window.ends_at - now).unwrap_or(1).max(1),
-            });
+        let pair = Window::at(now, throttle::PAIR_WINDOW_SECS);
+        let account = Window::at(now, throttle::ACCOUNT_WINDOW_SECS);
+        let store = &app.store;
+        let clean = match store.reserve_pair_attempt(email_key, source, pair).await? {
+            PairReservation::Reserved { clean } => clean,
+            PairReservation::Locked => {
+                return Err(ApiError::TooManyRequests {
+                    retry_after_secs: pair.retry_after(now),
+                })
+            }
+        };
+        match store.reserve_account_attempt(email_key, clean, account, now).await {
+            Ok(AccountReservation::Reserved) => Ok(Self {
+                email: email_key.to_string(),
+                source: source.to_string(),
+                pair,
+                account,
+                clean,
+            }),
+            refused => {
+                // This attempt will not be checked: it is no failure of this source.
+                if let Err(e) = store.release_pair_attempt(email_key, source, pair).await {
+                    tracing::warn!(error = %e, "could not release a login attempt");
+                }
+                match refused? {
+                    AccountReservation::BackOff { retry_after_secs } => {
+                        Err(ApiError::TooManyRequests { retry_after_secs })
+                    }
+                    AccountReservation::Reserved => unreachable!("handled above"),
+                }
+            }
         }
-        Ok(Self {
-            key: email_key.to_string(),
-            window,
-        })
     }
 
     /// Verifies `password` against `stored` (or the dummy hash when there is no account).
     pub async fn verify(self, app: &App, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let ok = password::verify(password, stored).await?;
         if ok {
-            // Best effort: a correct password must not fail because the slot could not
-            // be given back (it then counts once, and expires with its window).
-            if let Err(e) = app.store.release_login_attempt(&self.key, self.window).await {
+            // Best effort: a correct password must not fail because a reservation could
+            // not be given back (it then counts once, and expires with its window).
+            let store = &app.store;
+            let (pair, account) = tokio::join!(
+                store.release_pair_attempt(&self.email, &self.source, self.pair),
+                store.release_account_attempt(&self.email, self.clean, self.account),
+            );
+            for e in [pair.err(), account.err()].into_iter().flatten() {
                 tracing::warn!(error = %e, "could not release a login attempt");
             }
         }
         Ok(ok)
+    }
+}
+
+/// The registration throttle: `POST /auth/register` answers 409 for an email that
+/// is taken (see the README for why), so each source may hit at most
+/// [`throttle::REGISTRATION_MAX_CONFLICTS`] taken emails per pair window, then 429
+/// until the window ends. Registrations that succeed or fail validation do not count
+/// (validation comes first; a success gives its reservation back in its own
+/// transaction).
+pub struct Registration {
+    source: String,
+    window: Window,
+}
+
+impl Registration {
+    pub async fn reserve(app: &App, source: &str) -> Result<Self, ApiError> {
+        let now = app.clock.now().unix_timestamp();
+        let window = Window::at(now, throttle::PAIR_WINDOW_SECS);
+        if !app
+            .store
+            .reserve_registration(source, window, throttle::REGISTRATION_MAX_CONFLICTS)
+            .await?
+        {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: window.retry_after(now),
+            });
+        }
+        Ok(Self {
+            source: source.to_string(),
+            window,
+        })
+    }
+
+    /// Creates the account; the same transaction gives the reservation back, so only
+    /// a taken email (409) stays counted.
+    pub async fn create(self, app: &App, user: &User, normalised_email: &str) -> Result<(), ApiError> {
+        app.store
+            .register_user(user, normalised_email, &self.source, self.window)
+            .await
     }
 }

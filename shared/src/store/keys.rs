@@ -8,7 +8,9 @@
 //! | team name marker| `TEAMNAME#<lower-case name>`| same              |         |                               |
 //! | membership      | `TEAM#<team id>`           | `MEMBER#<user id>` |         |                               |
 //! | admin counter   | `META#ADMINS`              | same               |         |                               |
-//! | login failures  | `LOGINFAIL#<email>#<window>`| same              |         |                               |
+//! | login failures (account, source) | `LOGINFAIL#<window>#<source>#<email>` | same |  |                  |
+//! | login failures (account) | `LOGINACCT#<window>#<email>` | same   |         |                               |
+//! | registrations (source) | `REGISTER#<window>#<source>` | same        |         |                               |
 //! | request         | `REQUEST#<id>`             | same               | `REQSTATUS#<status>` | `REQUEST#<created_at>#<id>` |
 //! | request name    | `REQNAME#<team>#<type>#<name>` | same           |         |                               |
 //! | provisioning job| `JOB#<request id>`         | same               | `JOBSTATUS#<status>` | `JOB#<due_at>#<request id>` |
@@ -34,6 +36,8 @@ pub const TEAM_NAME: &str = "TEAMNAME";
 pub const MEMBER: &str = "MEMBER";
 pub const META: &str = "META";
 pub const LOGIN_FAILURES: &str = "LOGINFAIL";
+pub const LOGIN_ACCOUNT: &str = "LOGINACCT";
+pub const REGISTRATIONS: &str = "REGISTER";
 pub const REQUEST: &str = "REQUEST";
 pub const REQUEST_NAME: &str = "REQNAME";
 pub const JOB: &str = "JOB";
@@ -90,10 +94,24 @@ pub fn admin_counter() -> Key {
     same(format!("{META}#ADMINS"))
 }
 
-/// One item per email and throttling window, so a window's count starts from zero by
-/// itself and old windows expire through TTL.
-pub fn login_failures(normalised_email: &str, window: i64) -> Key {
-    same(format!("{LOGIN_FAILURES}#{normalised_email}#{window}"))
+// The throttle counters: one item per window (so a window's count starts from zero
+// by itself, and old windows expire through TTL). The fixed-format parts come first
+// and the email last, so no email (which may contain `#`) can make one key look like
+// another. `source` is `auth::throttle::source_key` (an IP address or an IPv6 /64).
+
+/// Failed password checks on one account from one source.
+pub fn login_failures(window: i64, source: &str, normalised_email: &str) -> Key {
+    same(format!("{LOGIN_FAILURES}#{window}#{source}#{normalised_email}"))
+}
+
+/// Failed password checks on one account from all sources, and its back-off.
+pub fn login_account(window: i64, normalised_email: &str) -> Key {
+    same(format!("{LOGIN_ACCOUNT}#{window}#{normalised_email}"))
+}
+
+/// Registrations from one source that hit an existing email.
+pub fn registrations(window: i64, source: &str) -> Key {
+    same(format!("{REGISTRATIONS}#{window}#{source}"))
 }
 
 /// Read (never written) at Lambda init to open the connection.
@@ -183,7 +201,9 @@ mod tests {
         assert_eq!(membership(id, id).1, format!("MEMBER#{id}"));
         assert_eq!(email("a@b.c").0, "EMAIL#a@b.c");
         assert_eq!(team_name("ops").0, "TEAMNAME#ops");
-        assert_eq!(login_failures("a@b.c", 7).0, "LOGINFAIL#a@b.c#7");
+        assert_eq!(login_failures(7, "192.0.2.1", "a@b.c").0, "LOGINFAIL#7#192.0.2.1#a@b.c");
+        assert_eq!(login_account(7, "a@b.c").0, "LOGINACCT#7#a@b.c");
+        assert_eq!(registrations(7, "2001:db8::/64").0, "REGISTER#7#2001:db8::/64");
         assert_eq!(request(id).0, format!("REQUEST#{id}"));
         assert_eq!(
             request_name(id, "postgres", "db").0,

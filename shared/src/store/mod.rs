@@ -9,7 +9,7 @@ mod teams;
 mod users;
 
 pub use jobs::{Claim, ClaimedJob, RunOutcome};
-pub use login::{LoginWindow, MAX_FAILURES, WINDOW_SECS};
+pub use login::{AccountReservation, PairReservation, MAX_FAILURES};
 pub use requests::RequestList;
 pub use teams::{normalise_team_name, TeamChanges};
 
@@ -47,6 +47,12 @@ pub enum StoreError {
     /// Throttled or kept conflicting: safe to retry later.
     #[error("transient DynamoDB failure: {0}")]
     Transient(String),
+    /// DynamoDB could not be reached or did not answer in time (connection refused,
+    /// DNS, I/O, a timeout of [`crate::app`]'s SDK client, a 5xx): the outcome of a write
+    /// is unknown (each write is atomic, so it happened whole or not at all), and the
+    /// caller may retry later.
+    #[error("DynamoDB unavailable: {0}")]
+    Unavailable(String),
     #[error("DynamoDB request failed")]
     Sdk(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored item could not be mapped")]
@@ -74,7 +80,7 @@ impl StoreError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Transient(why) => ApiError::Unavailable(why),
+            StoreError::Transient(why) | StoreError::Unavailable(why) => ApiError::Unavailable(why),
             changed @ StoreError::StatusChanged { .. } => ApiError::Conflict(changed.to_string()),
             other => ApiError::internal(other),
         }
@@ -91,15 +97,39 @@ const THROTTLING_CODES: &[&str] = &[
     "LimitExceededException",
 ];
 
-/// Classifies any single-operation SDK error.
+/// Error codes of DynamoDB's own server-side failures.
+const SERVER_ERROR_CODES: &[&str] = &["InternalServerError", "ServiceUnavailable", "RequestTimeout"];
+
+/// Classifies any single-operation SDK error: failed conditions, throttling
+/// (`Transient`), the backend being unreachable or too slow (`Unavailable`), and
+/// everything else (`Sdk`, which becomes a 500).
 pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    match &err {
+        // No answer in time: connect, attempt or operation timeout of the SDK client.
+        SdkError::TimeoutError(_) => return StoreError::Unavailable("timeout".into()),
+        // Connection refused or reset, DNS, TLS, I/O while sending.
+        SdkError::DispatchFailure(failure) => {
+            let why = if failure.is_timeout() {
+                "timeout"
+            } else if failure.is_io() {
+                "connection failed"
+            } else {
+                "dispatch failure"
+            };
+            return StoreError::Unavailable(why.into());
+        }
+        // The connection broke while the answer was being read.
+        SdkError::ResponseError(_) => return StoreError::Unavailable("incomplete response".into()),
+        _ => {}
+    }
     match err.code() {
         Some("ConditionalCheckFailedException") => StoreError::ConditionFailed(vec![0]),
         Some(code) if THROTTLING_CODES.contains(&code) => StoreError::Transient(code.into()),
+        Some(code) if SERVER_ERROR_CODES.contains(&code) => StoreError::Unavailable(code.into()),
         _ => StoreError::Sdk(Box::new(err)),
     }
 }
@@ -138,6 +168,9 @@ where
     let retry = err.code() == Some("TransactionInProgressException");
     match classify(err) {
         StoreError::Transient(why) => (StoreError::Transient(why), true),
+        // The SDK has already retried within its operation timeout; another round
+        // would only push the answer past the request's time budget.
+        unavailable @ StoreError::Unavailable(_) => (unavailable, false),
         other => (other, retry),
     }
 }
@@ -409,6 +442,27 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::{error::ConnectorError, operation::get_item::GetItemError};
+
+    type GetError = SdkError<GetItemError, HttpResponse>;
+
+    #[test]
+    fn an_unreachable_or_silent_dynamodb_is_unavailable_and_a_503() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        for err in [
+            GetError::timeout_error("operation timed out"),
+            GetError::dispatch_failure(ConnectorError::io(Box::new(refused))),
+            GetError::dispatch_failure(ConnectorError::timeout("connect timed out".into())),
+        ] {
+            let classified = classify(err);
+            assert!(matches!(classified, StoreError::Unavailable(_)), "{classified:?}");
+            let resp = ApiError::from(classified).into_response();
+            assert_eq!(resp.status(), 503);
+            assert_eq!(resp.headers()["content-type"], "application/problem+json");
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+    }
 
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
     struct Thing {

@@ -26,9 +26,9 @@ fn name_marker(normalised: &str, team_id: Uuid) -> Result<Item, StoreError> {
     Stored::new(keys::TEAM_NAME, keys::team_name(normalised), TeamNameMarker { team_id }).to_item()
 }
 
-/// The form team names are compared in.
+/// The form team names are compared in: trimmed, NFC, lower-case.
 pub fn normalise_team_name(name: &str) -> String {
-    name.trim().to_lowercase()
+    crate::text::fold(name)
 }
 
 fn team_not_found() -> ApiError {

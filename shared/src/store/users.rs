@@ -35,6 +35,29 @@ impl Store {
     /// Creates a user and reserves its email in one transaction: when many
     /// registrations of one email race, exactly one wins and the others get a 409.
     pub async fn create_user(&self, user: &User, normalised_email: &str) -> Result<(), ApiError> {
+        self.create_user_releasing(user, normalised_email, None).await
+    }
+
+    /// [`Store::create_user`] for `POST /auth/register`: the same transaction gives back
+    /// the registration reservation (`REGISTER#window#source`), so that only a
+    /// registration that hits a taken email (the transaction fails) stays counted.
+    pub async fn register_user(
+        &self,
+        user: &User,
+        normalised_email: &str,
+        source: &str,
+        window: crate::auth::throttle::Window,
+    ) -> Result<(), ApiError> {
+        self.create_user_releasing(user, normalised_email, Some(keys::registrations(window.index, source)))
+            .await
+    }
+
+    async fn create_user_releasing(
+        &self,
+        user: &User,
+        normalised_email: &str,
+        release: Option<keys::Key>,
+    ) -> Result<(), ApiError> {
         let marker = Stored::new(
             keys::EMAIL,
             keys::email(normalised_email),
@@ -48,6 +71,15 @@ impl Store {
                 "ADD admin_count :one SET entity_type = :et",
                 None,
                 Expr::new().value(":one", n(1)).value(":et", s(keys::META)),
+            )?;
+        }
+        if let Some(counter) = release {
+            // No condition: a counter that expired in between only comes back at -1.
+            tx = tx.update(
+                &counter,
+                "ADD conflicts :minus",
+                None,
+                Expr::new().value(":minus", n(-1)),
             )?;
         }
         match self.transact(tx.items).await {

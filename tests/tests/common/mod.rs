@@ -81,7 +81,12 @@ pub fn endpoint() -> String {
 
 /// A config for a fresh table, as the functions would read it from the environment.
 pub fn test_config(table: &str, audience: &str) -> Config {
-    let endpoint = endpoint();
+    test_config_at(table, audience, &endpoint())
+}
+
+/// Like [`test_config`], against the DynamoDB at `endpoint`.
+pub fn test_config_at(table: &str, audience: &str, endpoint: &str) -> Config {
+    let endpoint = endpoint.to_string();
     let table = table.to_string();
     let audience = audience.to_string();
     Config::from_lookup(move |k| match k {
@@ -104,8 +109,13 @@ pub async fn build_app(config: Config, clock: Clock) -> Arc<App> {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_at(&endpoint()).await
+    }
+
+    /// A test app against the DynamoDB at `endpoint` (the fault tests run their own).
+    pub async fn spawn_at(endpoint: &str) -> Self {
         let table = format!("test-{}", uuid::Uuid::new_v4());
-        let config = test_config(&table, "ssi-api");
+        let config = test_config_at(&table, "ssi-api", endpoint);
         let clock = Clock::manual(time::OffsetDateTime::now_utc());
         let app = build_app(config, clock.clone()).await;
         devserver::table::create_from_template(app.store.client(), &table, &devserver::template::default_path())

@@ -121,9 +121,17 @@ async fn run() -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         let started = Instant::now();
-        app.store.apply_transition(&request, &plan).await.map_err(|e| e.to_string())?;
+        app.store
+            .apply_transition(&request, &plan)
+            .await
+            .map_err(|e| e.to_string())?;
         let ready = loop {
-            let r = app.store.get_request(request.id).await.map_err(|e| e.to_string())?.ok_or("request gone")?;
+            let r = app
+                .store
+                .get_request(request.id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("request gone")?;
             match r.status {
                 RequestStatus::Ready => break r,
                 RequestStatus::Failed => return Err(format!("run {i} failed: {:?}", r.provisioning)),
@@ -134,7 +142,11 @@ async fn run() -> Result<(), String> {
         let total = started.elapsed();
         let p = ready.provisioning.ok_or("no provisioning block")?;
         let finished = p.finished_at.ok_or("no finish time")?;
-        let (logs, _) = app.store.list_job_logs(request.id, 100, None).await.map_err(|e| e.to_string())?;
+        let (logs, _) = app
+            .store
+            .list_job_logs(request.id, 100, None)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut terraform = Duration::ZERO;
         for log in &logs {
             terraform += span(&log.started_at, &log.finished_at)?;
@@ -158,8 +170,14 @@ async fn run() -> Result<(), String> {
 
     println!();
     summary("approval → ready (wall)", samples.iter().map(|s| s.total).collect());
-    summary("  wait for a runner (poll 100 ms)", samples.iter().map(|s| s.pickup).collect());
-    summary("  terraform init+plan+apply+output", samples.iter().map(|s| s.terraform).collect());
+    summary(
+        "  wait for a runner (poll 100 ms)",
+        samples.iter().map(|s| s.pickup).collect(),
+    );
+    summary(
+        "  terraform init+plan+apply+output",
+        samples.iter().map(|s| s.terraform).collect(),
+    );
     summary("  runner's own work", samples.iter().map(|s| s.runner).collect());
     println!("(target: ready within 60 s of approval locally; {runs} runs, one at a time)");
     Ok(())
