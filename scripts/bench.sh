@@ -115,6 +115,7 @@ DEVSERVER_PID=
 section "Provisioning: approval to ready, local postgres (real Terraform)"
 pt_install
 pt_start_postgres "$(pt_free_port)"
+pt_start_moto "$(pt_free_port)" # the credentials key (KMS)
 (
     pt_env
     export TERRAFORM_BIN="$VENV/bin/terraform" TF_PLUGIN_DIR="$SSI_TF_PLUGIN_DIR"

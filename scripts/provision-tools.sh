@@ -761,6 +761,22 @@ with open(os.path.join(d, "admin-access-key-id"), "w") as f:
     f.write(key["AccessKeyId"] + "\n")
 with open(os.path.join(d, "admin-password"), "w") as f:
     f.write(key["SecretAccessKey"] + "\n")
+# The credentials key (KMS), and the API's own user, which may only decrypt with it.
+session = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                        region_name="us-east-1")
+kms = session.client("kms", endpoint_url=sys.argv[1])
+key_id = kms.create_key(Description="ssi credentials (local)")["KeyMetadata"]["Arn"]
+iam = session.client("iam", endpoint_url=sys.argv[1])
+iam.create_user(UserName="ssi-api", Path="/ssi/")
+iam.put_user_policy(UserName="ssi-api", PolicyName="decrypt-credentials", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_id}]}))
+api = iam.create_access_key(UserName="ssi-api")["AccessKey"]
+with open(os.path.join(d, "kms-key-id"), "w") as f:
+    f.write(key_id + "\n")
+with open(os.path.join(d, "api-access-key-id"), "w") as f:
+    f.write(api["AccessKeyId"] + "\n")
+with open(os.path.join(d, "api-secret"), "w") as f:
+    f.write(api["SecretAccessKey"] + "\n")
 EOF
     ) >>"$dir/setup.log" 2>&1; then
         pt__err "creating the moto admin failed"
@@ -768,7 +784,7 @@ EOF
         pt__stop moto
         return 1
     fi
-    pt__log "moto ready at http://127.0.0.1:$port (IAM user ssi-admin, key in ${dir#"$PT_ROOT"/}/admin-access-key-id + admin-password)"
+    pt__log "moto ready at http://127.0.0.1:$port (IAM users ssi-admin and ssi-api, credentials KMS key; keys in ${dir#"$PT_ROOT"/})"
 }
 
 # ---------------------------------------------------------------- environment
@@ -855,7 +871,21 @@ pt_env() {
         AWS_ACCESS_KEY_ID=$(pt__secret "$dir/admin-access-key-id") && export AWS_ACCESS_KEY_ID
         AWS_SECRET_ACCESS_KEY=$(pt__secret "$dir/admin-password") && export AWS_SECRET_ACCESS_KEY
         unset AWS_SESSION_TOKEN AWS_PROFILE
+        export KMS_ENDPOINT="http://127.0.0.1:$mo"
+        KMS_KEY_ID=$(pt__secret "$dir/kms-key-id") && export KMS_KEY_ID
     fi
+}
+
+# pt_api_env: the environment of the API (dev server) for moto: the credentials KMS
+# key and the ssi-api user, which may only decrypt with it.
+pt_api_env() {
+    local mo=${PT_MOTO_PORT:-} dir
+    [[ -n $mo ]] || { pt__err "pt_api_env: moto was not started by this shell"; return 1; }
+    dir="$PT_ENGINES/moto-$mo"
+    export KMS_ENDPOINT="http://127.0.0.1:$mo"
+    KMS_KEY_ID=$(pt__secret "$dir/kms-key-id") && export KMS_KEY_ID
+    AWS_ACCESS_KEY_ID=$(pt__secret "$dir/api-access-key-id") && export AWS_ACCESS_KEY_ID
+    AWS_SECRET_ACCESS_KEY=$(pt__secret "$dir/api-secret") && export AWS_SECRET_ACCESS_KEY
 }
 
 # ---------------------------------------------------------------- main

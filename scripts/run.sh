@@ -173,6 +173,8 @@ step "Runner (ssi-runner worker): applies approved requests; state in .local/ter
 RUNNER_PID=$!
 
 # --- dev server ----------------------------------------------------------------------
+# The API reads credentials with its own moto user, which may only decrypt.
+pt_api_env
 step "Dev server on http://127.0.0.1:$PORT (table $TABLE_NAME, DynamoDB $DYNAMODB_ENDPOINT). Ctrl-C stops everything."
 # In the background plus `wait`, so that INT/TERM/HUP reach our traps at once.
 "$bin/devserver" &

@@ -54,6 +54,8 @@ pub struct App {
     pub tokens: TokenService,
     pub cursors: CursorSealer,
     pub clock: Clock,
+    /// Opens delivered credentials (KMS); `None` when `KMS_KEY_ID` is not configured.
+    pub vault: Option<crate::vault::Vault>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +97,18 @@ impl App {
             ),
             cursors: CursorSealer::new(&cursor_key),
             clock,
+            vault: None,
             config,
         }
+    }
+
+    /// The app with its credentials vault, when the configuration names a KMS key.
+    pub async fn with_vault_from_config(mut self) -> Self {
+        if let Some(key_id) = &self.config.kms_key_id {
+            let kms = crate::vault::kms_client(&self.config.region, self.config.kms_endpoint.as_deref()).await;
+            self.vault = Some(crate::vault::Vault::new(kms, key_id.clone()));
+        }
+        self
     }
 
     /// Everything a Lambda function needs, read once at init. Fails fast with a clear
@@ -106,7 +118,11 @@ impl App {
         let sdk = sdk_config(&config.region, config.dynamodb_endpoint.as_deref()).await;
         let key = load_key(&config, &sdk).await?;
         let client = aws_sdk_dynamodb::Client::new(&sdk);
-        Ok(Arc::new(Self::new(config, client, &key, Clock::System)))
+        Ok(Arc::new(
+            Self::new(config, client, &key, Clock::System)
+                .with_vault_from_config()
+                .await,
+        ))
     }
 }
 

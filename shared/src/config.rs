@@ -25,6 +25,11 @@ pub struct Config {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
+    /// The KMS key that protects delivered credentials (`KMS_KEY_ID`); unset: the
+    /// credentials routes answer 503.
+    pub kms_key_id: Option<String>,
+    /// Locally, moto's endpoint for KMS (`KMS_ENDPOINT`); unset on AWS.
+    pub kms_endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +82,8 @@ impl Config {
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "ssi-api".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "ssi-api".into()),
             access_token_ttl: Duration::from_secs(ttl_minutes * 60),
+            kms_key_id: get("KMS_KEY_ID"),
+            kms_endpoint: get("KMS_ENDPOINT"),
         })
     }
 }

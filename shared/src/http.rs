@@ -310,6 +310,15 @@ pub fn ok<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
     json(StatusCode::OK, value)
 }
 
+/// A 200 that no cache may keep (credentials).
+pub fn ok_no_store<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
+    let mut response = json(StatusCode::OK, value)?;
+    response
+        .headers_mut()
+        .insert("cache-control", lambda_http::http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
 pub fn created<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
     json(StatusCode::CREATED, value)
 }

@@ -17,8 +17,10 @@ pub mod logging;
 pub mod model;
 pub mod router;
 pub mod routes;
+pub mod sealing;
 pub mod store;
 pub mod text;
+pub mod vault;
 
 pub use app::App;
 pub use error::ApiError;

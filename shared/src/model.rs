@@ -20,6 +20,9 @@ pub struct User {
     pub token_version: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// The user's own age (X25519) public key: credentials are sealed to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_recipient: Option<String>,
 }
 
 // Hand-written so the hash can never end up in a log line through `{:?}`.
@@ -42,6 +45,9 @@ pub struct UserView {
     pub team_id: Option<Uuid>,
     pub created_at: String,
     pub updated_at: String,
+    /// The age recipient (`age1…`) credentials are sealed to, if the user set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_recipient: Option<String>,
 }
 
 impl User {
@@ -56,6 +62,7 @@ impl User {
             token_version: 0,
             created_at: now.to_string(),
             updated_at: now.to_string(),
+            age_recipient: None,
         }
     }
 }
@@ -69,6 +76,7 @@ impl From<&User> for UserView {
             team_id: u.team_id,
             created_at: u.created_at.clone(),
             updated_at: u.updated_at.clone(),
+            age_recipient: u.age_recipient.clone(),
         }
     }
 }
@@ -226,6 +234,20 @@ pub struct ProvisioningInfo {
     pub error: Option<String>,
 }
 
+/// That a request has credentials, and which version: never their value (admins see
+/// this, only the owning team reads the credentials themselves).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct CredentialsInfo {
+    pub version: u32,
+    pub issued_at: String,
+    /// A rotation was asked for and has not finished yet.
+    #[serde(default)]
+    pub rotating: bool,
+    /// Why the last rotation failed (the previous version stays in use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_error: Option<String>,
+}
+
 /// A resource request, as stored and as shown (it holds nothing internal).
 /// `parameters` were validated against the resource type's schema, defaults filled in.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -253,6 +275,9 @@ pub struct ResourceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub outputs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Present once the request has credentials (`GET /requests/{id}/credentials`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsInfo>,
 }
 
 /// What a provisioning job does with the request's Terraform state.
@@ -261,6 +286,8 @@ pub struct ResourceRequest {
 pub enum JobOperation {
     /// Create or converge the resource (`terraform apply`).
     Apply,
+    /// Apply again with newly generated secrets; the request stays `ready`.
+    Rotate,
 }
 
 /// Where a job is: `queued` (waiting for `due_at`), `running` (claimed; the lease ends

@@ -63,6 +63,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("users", "GET", "/api/v1/users/{id}", Admin),
     route("users", "PATCH", "/api/v1/users/{id}", Admin),
     route("users", "DELETE", "/api/v1/users/{id}", Admin),
+    route("users", "PUT", "/api/v1/users/me/public-key", User),
+    route("users", "DELETE", "/api/v1/users/me/public-key", User),
     route("teams", "POST", "/api/v1/teams", Admin),
     route("teams", "GET", "/api/v1/teams", Admin).with_query(PAGE),
     route("teams", "GET", "/api/v1/teams/{id}", Admin),
@@ -79,6 +81,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("requests", "POST", "/api/v1/requests/{id}/reject", Admin),
     route("requests", "POST", "/api/v1/requests/{id}/retry", Admin),
     route("requests", "GET", "/api/v1/requests/{id}/logs", Admin).with_query(PAGE),
+    route("requests", "GET", "/api/v1/requests/{id}/credentials", User),
+    route("requests", "POST", "/api/v1/requests/{id}/credentials/rotate", User),
     route("requests", "GET", "/api/v1/admin/requests/pending", Admin).with_query(PAGE),
 ];
 

@@ -102,9 +102,12 @@ fn settings(w: &World, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-        vars.insert("AWS_ENDPOINT_URL".into(), endpoint);
+    for name in ["AWS_ENDPOINT_URL", "KMS_ENDPOINT"] {
+        if let Ok(value) = std::env::var(name) {
+            vars.insert(name.into(), value);
+        }
     }
+    vars.insert("KMS_KEY_ID".into(), required_env("KMS_KEY_ID"));
     for (k, v) in overrides {
         vars.insert(k.to_string(), v.to_string());
     }
@@ -120,7 +123,8 @@ fn runner(w: &World, overrides: &[(&str, &str)], tf_overrides: &[(&str, &str)]) 
     for (k, v) in tf_overrides {
         cfg.terraform_env.insert(k.to_string(), v.to_string());
     }
-    Runner::new(cfg, w.app.app.store.clone())
+    let vault = w.app.app.vault.clone().expect("the test app has a vault (KMS_KEY_ID)");
+    Runner::new(cfg, w.app.app.store.clone(), vault)
 }
 
 /// A worker loop running in the background until stopped (or dropped).
@@ -720,10 +724,8 @@ async fn child_worker_process() {
     std::env::set_var("RUST_LOG", "debug");
     shared::logging::init();
     let cfg = RunnerConfig::from_env().expect("runner config");
-    let sdk = shared::app::sdk_config(&cfg.region, cfg.dynamodb_endpoint.as_deref()).await;
-    let store = shared::store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), cfg.table_name.clone());
     let (_stop, rx) = watch::channel(false);
-    Runner::new(cfg, store).work(rx).await;
+    Runner::from_config(cfg).await.work(rx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -786,13 +788,14 @@ async fn an_engine_that_is_down_fails_the_request_readably_and_retry_works_once_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_terraform_is_stopped_at_the_timeout_and_the_request_does_not_stay_provisioning() {
-    // GIVEN a module whose apply never ends, and a 3-second command timeout
+    // GIVEN a module whose apply never ends, and a 15-second command timeout (init and
+    // plan fit in it even on a loaded machine)
     let w = world().await;
     let modules = repo_root().join("tests/fixtures/terraform/hang");
     let modules = modules.display().to_string();
     let hanging = runner(
         &w,
-        &[("RUNNER_MODULES_DIR", &modules), ("RUNNER_COMMAND_TIMEOUT_SECS", "3")],
+        &[("RUNNER_MODULES_DIR", &modules), ("RUNNER_COMMAND_TIMEOUT_SECS", "15")],
         &[],
     );
     let id = submit(&w, "k8s_namespace", "stuck", json!({})).await;
@@ -810,7 +813,7 @@ async fn a_hanging_terraform_is_stopped_at_the_timeout_and_the_request_does_not_
     assert_eq!(failed["status"], "failed");
     assert_eq!(
         failed["provisioning"]["error"],
-        "terraform apply timed out after 3 s and was stopped"
+        "terraform apply timed out after 15 s and was stopped"
     );
     let apply = logs(&w, &id)
         .await

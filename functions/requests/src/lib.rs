@@ -1,7 +1,7 @@
 //! The `requests` function: the resource catalog, request submission, the lists, and
 //! admin review (approve / reject), on the state machine of `RequestStatus`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared::{
     catalog::{self, ResourceType},
     clock::format_timestamp,
@@ -30,7 +30,9 @@ pub const MAX_TEXT_CHARS: usize = 2000;
     approve,
     reject,
     retry,
-    logs
+    logs,
+    credentials,
+    rotate_credentials
 ))]
 pub struct ApiDoc;
 
@@ -45,6 +47,8 @@ pub fn router() -> Router {
         .route("POST /api/v1/requests/{id}/reject", reject)
         .route("POST /api/v1/requests/{id}/retry", retry)
         .route("GET /api/v1/requests/{id}/logs", logs)
+        .route("GET /api/v1/requests/{id}/credentials", credentials)
+        .route("POST /api/v1/requests/{id}/credentials/rotate", rotate_credentials)
         .route("GET /api/v1/admin/requests/pending", pending_requests)
 }
 
@@ -148,6 +152,7 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
         }],
         provisioning: None,
         outputs: None,
+        credentials: None,
     };
     ctx.app.store.create_request(&request).await?;
     tracing::info!(request_id = %request.id, team_id = %team_id, resource_type = %request.resource_type, "request submitted");
@@ -374,4 +379,138 @@ async fn logs(ctx: Ctx) -> HandlerResult {
     let start = ctx.app.cursors.start(&scope, &page)?;
     let (items, next) = ctx.app.store.list_job_logs(request.id, page.limit, start).await?;
     http::ok(&ctx.app.cursors.page(&scope, items, next)?)
+}
+
+/// The answer of a credentials read: the credentials in plain JSON, or sealed to the
+/// caller's age key when they registered one (`PUT /users/me/public-key`).
+#[derive(Serialize, ToSchema)]
+struct CredentialsAnswer {
+    request_id: Uuid,
+    resource_type: String,
+    version: u32,
+    issued_at: String,
+    /// What the resource's clients need, e.g. `username`, `password`, `database`,
+    /// `uri` (absent when `sealed` is given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    credentials: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The same JSON object, as an armored age file for the caller's key
+    /// (`age -d -i key.txt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "-----BEGIN AGE ENCRYPTED FILE-----\n…\n-----END AGE ENCRYPTED FILE-----\n")]
+    sealed: Option<String>,
+}
+
+/// A request whose credentials the caller may read: only its requester and the
+/// members of its team. Everyone else, admins included, gets the same 404 as for a
+/// request that does not exist (separation of duties: admins see that credentials
+/// exist, in the request, never their value).
+async fn owned_request(ctx: &Ctx) -> Result<ResourceRequest, ApiError> {
+    let id = http::path_uuid(&ctx.req, "id", "request")?;
+    let caller = ctx.caller()?;
+    let request = ctx.app.store.get_request(id).await?.ok_or_else(not_found)?;
+    if request.requester_id == caller.id || caller.team_id == Some(request.team_id) {
+        Ok(request)
+    } else {
+        Err(not_found())
+    }
+}
+
+fn credentials_unavailable() -> ApiError {
+    ApiError::Unavailable("no credentials key (KMS_KEY_ID) is configured".into())
+}
+
+/// The credentials of a ready request, for its requester and team. Each read is
+/// recorded (who, which request, which version), never the value.
+#[utoipa::path(get, path = "/api/v1/requests/{id}/credentials", tag = "requests",
+    responses((status = 200, description = "The credentials (Cache-Control: no-store)", body = CredentialsAnswer),
+              (status = 404, description = "No such request, or not the caller's team's (admins included)", body = Problem),
+              (status = 409, description = "The request is not ready", body = Problem)))]
+async fn credentials(ctx: Ctx) -> HandlerResult {
+    let request = owned_request(&ctx).await?;
+    if request.status != RequestStatus::Ready {
+        return Err(ApiError::Conflict(format!(
+            "credentials are delivered while the request is ready; it is {}",
+            request.status.as_str()
+        )));
+    }
+    let vault = ctx.app.vault.as_ref().ok_or_else(credentials_unavailable)?;
+    let sealed = ctx
+        .app
+        .store
+        .get_credentials(request.id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("the request has no credentials yet".into()))?;
+    let open = vault
+        .open(&sealed, request.id, request.team_id)
+        .await
+        .map_err(ApiError::internal)?;
+    let caller = ctx.caller()?;
+    let (credentials, sealed_text) = match &caller.age_recipient {
+        Some(recipient) => {
+            let json = serde_json::to_vec(open.expose()).map_err(ApiError::internal)?;
+            (
+                None,
+                Some(shared::sealing::seal(recipient, &json).map_err(ApiError::internal)?),
+            )
+        }
+        None => (Some(open.expose().clone()), None),
+    };
+    tracing::info!(
+        event = "credentials.read",
+        request_id = %request.id,
+        team_id = %request.team_id,
+        user_id = %caller.id,
+        version = sealed.version,
+        sealed = sealed_text.is_some(),
+        "credentials read"
+    );
+    http::ok_no_store(&CredentialsAnswer {
+        request_id: request.id,
+        resource_type: request.resource_type,
+        version: sealed.version,
+        issued_at: sealed.issued_at,
+        credentials,
+        sealed: sealed_text,
+    })
+}
+
+/// New credentials for a ready request (its requester, its team, or an admin): the
+/// runner applies the module again with a newly generated password, the version goes
+/// up by one and the old password stops working. The request stays ready and
+/// readable meanwhile; `credentials.rotating` says a rotation is under way.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/credentials/rotate", tag = "requests",
+    responses((status = 202, description = "Rotation queued", body = ResourceRequest),
+              (status = 409, description = "Not ready, a rotation is under way, or the type has no generated password to rotate", body = Problem)))]
+async fn rotate_credentials(ctx: Ctx) -> HandlerResult {
+    let request = visible_request(&ctx).await?;
+    let caller = ctx.caller()?;
+    if !matches!(request.resource_type.as_str(), "postgres" | "mysql" | "redis") {
+        return Err(ApiError::Conflict(format!(
+            "{} credentials cannot be rotated yet (postgres, mysql and redis can)",
+            request.resource_type
+        )));
+    }
+    if request.status != RequestStatus::Ready || request.credentials.as_ref().is_some_and(|c| c.rotating) {
+        return Err(ApiError::Conflict(format!(
+            "credentials can be rotated while the request is ready and no rotation is under way; it is {}{}",
+            request.status.as_str(),
+            if request.credentials.as_ref().is_some_and(|c| c.rotating) {
+                ", rotating"
+            } else {
+                ""
+            }
+        )));
+    }
+    let now = format_timestamp(ctx.app.clock.now());
+    ctx.app.store.request_rotation(&request, &now).await.map_err(|e| {
+        if e.is_condition_failed() {
+            ApiError::Conflict("a rotation is already under way, or the request changed; retry later".into())
+        } else {
+            e.into()
+        }
+    })?;
+    tracing::info!(request_id = %request.id, by = %caller.id, "credentials rotation requested");
+    let updated = ctx.app.store.get_request(request.id).await?.ok_or_else(not_found)?;
+    http::json(lambda_http::http::StatusCode::ACCEPTED, &updated)
 }

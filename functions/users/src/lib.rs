@@ -24,7 +24,9 @@ use uuid::Uuid;
     list_users,
     get_user,
     update_user,
-    delete_user
+    delete_user,
+    set_public_key,
+    delete_public_key
 ))]
 pub struct ApiDoc;
 
@@ -37,6 +39,49 @@ pub fn router() -> Router {
         .route("GET /api/v1/users/{id}", get_user)
         .route("PATCH /api/v1/users/{id}", update_user)
         .route("DELETE /api/v1/users/{id}", delete_user)
+        .route("PUT /api/v1/users/me/public-key", set_public_key)
+        .route("DELETE /api/v1/users/me/public-key", delete_public_key)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PublicKey {
+    /// An age X25519 recipient (`age1…`, from `age-keygen`). Credentials are then
+    /// delivered sealed to it: only the matching identity opens them.
+    #[schema(example = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")]
+    age_recipient: String,
+}
+
+/// Register my age public key: from now on my credentials reads answer sealed to it.
+#[utoipa::path(put, path = "/api/v1/users/me/public-key", tag = "users", request_body = PublicKey,
+    responses((status = 200, description = "Me, with the key", body = UserView),
+              (status = 422, description = "Not an age X25519 recipient", body = Problem)))]
+async fn set_public_key(ctx: Ctx) -> HandlerResult {
+    let input: PublicKey = http::json_body(&ctx.req)?;
+    let recipient = shared::sealing::parse_recipient(&input.age_recipient)
+        .map_err(|why| ApiError::validation("age_recipient", why))?;
+    let caller = ctx.caller()?;
+    let now = format_timestamp(ctx.app.clock.now());
+    ctx.app
+        .store
+        .set_age_recipient(caller.id, Some(&recipient), &now)
+        .await?;
+    tracing::info!(user_id = %caller.id, "public key registered");
+    let mut me = caller.clone();
+    me.age_recipient = Some(recipient);
+    me.updated_at = now;
+    http::ok(&UserView::from(&me))
+}
+
+/// Remove my age public key: credentials reads answer in plain JSON again.
+#[utoipa::path(delete, path = "/api/v1/users/me/public-key", tag = "users",
+    responses((status = 204, description = "Removed (also when there was none)")))]
+async fn delete_public_key(ctx: Ctx) -> HandlerResult {
+    let caller = ctx.caller()?;
+    let now = format_timestamp(ctx.app.clock.now());
+    ctx.app.store.set_age_recipient(caller.id, None, &now).await?;
+    tracing::info!(user_id = %caller.id, "public key removed");
+    http::no_content()
 }
 
 #[derive(Deserialize, ToSchema)]

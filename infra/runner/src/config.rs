@@ -76,6 +76,10 @@ pub struct RunnerConfig {
     pub max_attempts: u32,
     /// Wait before the second run of a failed job; doubled for each further run.
     pub retry_backoff: Duration,
+    /// The KMS key the credentials are sealed under (`KMS_KEY_ID`, required).
+    pub kms_key_id: String,
+    /// Locally, moto's endpoint for KMS (`KMS_ENDPOINT`).
+    pub kms_endpoint: Option<String>,
     /// What Terraform's environment starts from: the [`passed_to_terraform`] part of
     /// the runner's environment.
     pub terraform_env: BTreeMap<String, String>,
@@ -153,6 +157,9 @@ impl RunnerConfig {
             command_timeout: Duration::from_secs(number(&get, "RUNNER_COMMAND_TIMEOUT_SECS", 1800, 1, 8 * 3600)?),
             max_attempts: number(&get, "RUNNER_MAX_ATTEMPTS", 3, 1, 20)? as u32,
             retry_backoff: Duration::from_secs(number(&get, "RUNNER_RETRY_BACKOFF_SECS", 30, 0, 3600)?),
+            kms_key_id: get("KMS_KEY_ID")
+                .ok_or_else(|| bad("KMS_KEY_ID", "must name the KMS key that encrypts credentials"))?,
+            kms_endpoint: get("KMS_ENDPOINT"),
             terraform_env: BTreeMap::new(),
         })
     }
@@ -168,7 +175,7 @@ mod tests {
 
     #[test]
     fn defaults_are_local_with_a_local_state() {
-        let c = RunnerConfig::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap();
+        let c = RunnerConfig::from_lookup(lookup(&[("TABLE_NAME", "t"), ("KMS_KEY_ID", "k")])).unwrap();
         assert_eq!(c.target, Target::Local);
         assert_eq!(
             c.state,
@@ -188,19 +195,28 @@ mod tests {
             ("RUNNER_LEASE_SECS", "1"),
             ("RUNNER_MAX_ATTEMPTS", "many"),
         ] {
-            let err = RunnerConfig::from_lookup(lookup(&[("TABLE_NAME", "t"), (var, value)])).unwrap_err();
+            let err = RunnerConfig::from_lookup(lookup(&[("TABLE_NAME", "t"), ("KMS_KEY_ID", "k"), (var, value)]))
+                .unwrap_err();
             assert_eq!(err.var, var);
         }
         let err = RunnerConfig::from_lookup(lookup(&[])).unwrap_err();
         assert_eq!(err.var, "TABLE_NAME");
+        let err = RunnerConfig::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap_err();
+        assert_eq!(err.var, "KMS_KEY_ID");
     }
 
     #[test]
     fn the_aws_target_needs_a_state_bucket_and_lock_table() {
-        let err = RunnerConfig::from_lookup(lookup(&[("TABLE_NAME", "t"), ("RUNNER_TARGET", "aws")])).unwrap_err();
+        let err = RunnerConfig::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("KMS_KEY_ID", "k"),
+            ("RUNNER_TARGET", "aws"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.var, "RUNNER_STATE_BUCKET");
         let err = RunnerConfig::from_lookup(lookup(&[
             ("TABLE_NAME", "t"),
+            ("KMS_KEY_ID", "k"),
             ("RUNNER_TARGET", "aws"),
             ("RUNNER_STATE_BUCKET", "b"),
         ]))

@@ -11,6 +11,7 @@ use shared::{
     clock::format_timestamp,
     model::JobLog,
     store::{ClaimedJob, Store},
+    vault::OpenCredentials,
 };
 use std::{fs, path::Path};
 use tokio::sync::watch;
@@ -21,8 +22,12 @@ pub const MAX_SUMMARY_CHARS: usize = 500;
 /// How a run ended.
 #[derive(Debug)]
 pub enum Execution {
-    /// Applied; the module's non-secret outputs.
-    Applied(Map<String, Value>),
+    /// Applied: the module's non-secret outputs, and every output (the credentials
+    /// the owning team receives, sealed before they are stored).
+    Applied {
+        outputs: Map<String, Value>,
+        credentials: OpenCredentials,
+    },
     /// Failed, with a short summary that holds no secret.
     Failed(String),
     /// Stopped because the lease was lost or the runner is stopping: another run will
@@ -42,21 +47,23 @@ fn short(text: &str) -> String {
     s
 }
 
-/// The outputs of `terraform output -json`: the non-secret ones, and every sensitive
-/// value added to the redactor.
-fn split_outputs(raw: &str, redactor: &mut Redactor) -> Result<Map<String, Value>, String> {
+/// The outputs of `terraform output -json`: the non-secret ones, and all of them as
+/// the credentials; every sensitive value is added to the redactor.
+fn split_outputs(raw: &str, redactor: &mut Redactor) -> Result<(Map<String, Value>, OpenCredentials), String> {
     let parsed: Map<String, Value> =
         serde_json::from_str(raw).map_err(|_| "terraform output -json did not print a JSON object".to_string())?;
     let mut outputs = Map::new();
+    let mut all = Map::new();
     for (name, output) in parsed {
         let value = output.get("value").cloned().unwrap_or(Value::Null);
         if output.get("sensitive").and_then(Value::as_bool).unwrap_or(false) {
             redactor.add_json(&value);
         } else {
-            outputs.insert(name, value);
+            outputs.insert(name.clone(), value.clone());
         }
+        all.insert(name, value);
     }
-    Ok(outputs)
+    Ok((outputs, OpenCredentials::new(all)))
 }
 
 /// What the log of the `output` step shows: non-secret values, and only the names of
@@ -233,7 +240,7 @@ pub async fn execute(
         return Execution::Failed(failure("output", &run, timeout_secs, &redactor));
     }
     match split_outputs(&run.stdout, &mut redactor) {
-        Ok(outputs) => Execution::Applied(outputs),
+        Ok((outputs, credentials)) => Execution::Applied { outputs, credentials },
         Err(e) => Execution::Failed(e),
     }
 }
@@ -252,8 +259,11 @@ mod tests {
     #[test]
     fn sensitive_outputs_are_kept_out_and_redacted() {
         let mut redactor = Redactor::default();
-        let outputs = split_outputs(OUTPUT, &mut redactor).unwrap();
+        let (outputs, credentials) = split_outputs(OUTPUT, &mut redactor).unwrap();
         assert_eq!(outputs.keys().collect::<Vec<_>>(), ["host", "port"]);
+        assert_eq!(credentials.expose()["password"], "hunter2hunter2");
+        assert_eq!(credentials.expose().len(), 4);
+        assert!(!format!("{credentials:?}").contains("hunter2"));
         assert_eq!(outputs["port"], 5432);
         assert_eq!(redactor.redact("pw hunter2hunter2"), "pw (redacted)");
         let log = outputs_log(OUTPUT);

@@ -7,7 +7,6 @@
 //! Settings come from the environment (see `runner::config`).
 
 use runner::{worker::JobResult, Runner, RunnerConfig};
-use shared::store::Store;
 use std::process::ExitCode;
 use tokio::sync::watch;
 
@@ -24,9 +23,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sdk = shared::app::sdk_config(&cfg.region, cfg.dynamodb_endpoint.as_deref()).await;
-    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), cfg.table_name.clone());
-    let runner = Runner::new(cfg, store);
+    let runner = Runner::from_config(cfg).await;
 
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

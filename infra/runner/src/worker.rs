@@ -10,6 +10,7 @@ use crate::{
 use shared::{
     clock::format_timestamp,
     store::{Claim, ClaimedJob, RunOutcome, Store, StoreError},
+    vault::Vault,
 };
 use std::{collections::HashSet, sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinSet};
@@ -48,11 +49,12 @@ fn now() -> String {
 pub struct Runner {
     cfg: Arc<RunnerConfig>,
     store: Store,
+    vault: Vault,
     owner: String,
 }
 
 impl Runner {
-    pub fn new(cfg: RunnerConfig, store: Store) -> Self {
+    pub fn new(cfg: RunnerConfig, store: Store, vault: Vault) -> Self {
         let owner = format!(
             "runner-{}-{}",
             std::process::id(),
@@ -61,8 +63,18 @@ impl Runner {
         Self {
             cfg: Arc::new(cfg),
             store,
+            vault,
             owner,
         }
+    }
+
+    /// A runner over the table and the KMS key its configuration names.
+    pub async fn from_config(cfg: RunnerConfig) -> Self {
+        let sdk = shared::app::sdk_config(&cfg.region, cfg.dynamodb_endpoint.as_deref()).await;
+        let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), cfg.table_name.clone());
+        let kms = shared::vault::kms_client(&cfg.region, cfg.kms_endpoint.as_deref()).await;
+        let vault = Vault::new(kms, cfg.kms_key_id.clone());
+        Self::new(cfg, store, vault)
     }
 
     pub fn owner(&self) -> &str {
@@ -116,7 +128,29 @@ impl Runner {
         heartbeat.abort();
 
         let outcome = match execution {
-            Execution::Applied(outputs) => RunOutcome::Succeeded(outputs),
+            Execution::Applied { outputs, credentials } => {
+                let version = claimed.request.credentials.as_ref().map_or(1, |c| c.version + 1);
+                match self
+                    .vault
+                    .seal(request_id, claimed.job.team_id, version, &now(), &credentials)
+                    .await
+                {
+                    Ok(sealed) => RunOutcome::Succeeded {
+                        outputs,
+                        credentials: Box::new(sealed),
+                    },
+                    // Not stored, so not delivered: the run counts as failed (a retry
+                    // applies again with new secrets).
+                    Err(e) => {
+                        tracing::warn!(%request_id, error = %e, cause = ?std::error::Error::source(&e), "could not seal the credentials");
+                        RunOutcome::Failed {
+                            error: format!("the credentials could not be encrypted: {e}"),
+                            retry_at: (claimed.job.attempts < self.cfg.max_attempts)
+                                .then(|| timestamp_in(self.backoff(claimed.job.attempts))),
+                        }
+                    }
+                }
+            }
             Execution::Failed(error) => {
                 let retry_at = (claimed.job.attempts < self.cfg.max_attempts)
                     .then(|| timestamp_in(self.backoff(claimed.job.attempts)));
@@ -155,7 +189,7 @@ impl Runner {
             return Ok(JobResult::Interrupted);
         }
         let result = match outcome {
-            RunOutcome::Succeeded(_) => JobResult::Ready,
+            RunOutcome::Succeeded { .. } => JobResult::Ready,
             RunOutcome::Failed {
                 error,
                 retry_at: Some(at),

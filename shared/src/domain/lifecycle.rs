@@ -165,6 +165,7 @@ mod tests {
             history: Vec::new(),
             provisioning: None,
             outputs: None,
+            credentials: None,
         }
     }
 

@@ -9,7 +9,11 @@
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
     domain::Actor,
-    model::{JobLog, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus, ResourceRequest, Transition},
+    model::{
+        CredentialsInfo, JobLog, JobOperation, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus,
+        ResourceRequest, Transition,
+    },
+    vault::SealedCredentials,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,10 @@ pub(crate) fn job_item(job: &ProvisioningJob) -> Result<Item, StoreError> {
         JobStatus::Succeeded | JobStatus::Failed => stored,
     };
     stored.to_item()
+}
+
+fn credentials_item(sealed: &SealedCredentials) -> Result<Item, StoreError> {
+    Stored::new(keys::CREDENTIALS, keys::credentials(sealed.request_id), sealed).to_item()
 }
 
 /// A job the caller now holds, with its request as it was moved to `provisioning`.
@@ -50,8 +58,11 @@ pub enum Claim {
 /// What a finished run reports.
 #[derive(Debug, Clone)]
 pub enum RunOutcome {
-    /// Applied: the non-secret outputs of the module.
-    Succeeded(serde_json::Map<String, serde_json::Value>),
+    /// Applied: the non-secret outputs of the module, and the credentials (sealed).
+    Succeeded {
+        outputs: serde_json::Map<String, serde_json::Value>,
+        credentials: Box<SealedCredentials>,
+    },
     /// Failed; `retry_at` when it will run again (back-off), `None` when it gave up.
     Failed { error: String, retry_at: Option<String> },
 }
@@ -120,8 +131,14 @@ impl Store {
         if !due {
             return Ok(Claim::NotAvailable);
         }
+        // An apply runs for an approved request (or one already provisioning: a retry,
+        // a taken-over lease); a rotation for a ready one, which stays ready.
+        let runnable = |status: RequestStatus| match job.operation {
+            JobOperation::Apply => matches!(status, RequestStatus::Approved | RequestStatus::Provisioning),
+            JobOperation::Rotate => status == RequestStatus::Ready,
+        };
         let request = match self.get_request(request_id).await? {
-            Some(r) if matches!(r.status, RequestStatus::Approved | RequestStatus::Provisioning) => r,
+            Some(r) if runnable(r.status) => r,
             other => return Ok(Claim::RequestNotRunnable(job, other.map(|r| r.status))),
         };
         let attempt = job.attempts + 1;
@@ -132,29 +149,44 @@ impl Store {
             error: None,
         };
         let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, request_id);
-        let (req_gsi1pk, _) =
-            keys::requests_by_status(RequestStatus::Provisioning.as_str(), &request.created_at, request.id);
-        let mut request_update =
-            "SET #status = :provisioning, GSI1PK = :gsi1pk, updated_at = :now, #provisioning = :info".to_string();
-        let mut request_expr = Expr::new()
-            .name("#status", "status")
-            .name("#provisioning", "provisioning")
-            .value(":provisioning", s(RequestStatus::Provisioning.as_str()))
-            .value(":from", s(request.status.as_str()))
-            .value(":gsi1pk", s(req_gsi1pk))
-            .value(":now", s(now))
-            .value(":info", attr(&info)?);
-        let step = (request.status == RequestStatus::Approved).then(|| Transition {
-            from: Some(RequestStatus::Approved),
-            to: RequestStatus::Provisioning,
-            by: Actor::System,
-            at: now.to_string(),
-            comment: None,
-        });
-        if let Some(step) = &step {
-            request_update.push_str(", history = list_append(history, :step)");
-            request_expr = request_expr.value(":step", attr(&vec![step])?);
-        }
+        let mut step = None;
+        let (request_update, request_expr) = match job.operation {
+            JobOperation::Rotate => (
+                "SET updated_at = :now".to_string(),
+                Expr::new()
+                    .name("#status", "status")
+                    .value(":from", s(request.status.as_str()))
+                    .value(":now", s(now)),
+            ),
+            JobOperation::Apply => {
+                let (req_gsi1pk, _) =
+                    keys::requests_by_status(RequestStatus::Provisioning.as_str(), &request.created_at, request.id);
+                let mut update =
+                    "SET #status = :provisioning, GSI1PK = :gsi1pk, updated_at = :now, #provisioning = :info"
+                        .to_string();
+                let mut expr = Expr::new()
+                    .name("#status", "status")
+                    .name("#provisioning", "provisioning")
+                    .value(":provisioning", s(RequestStatus::Provisioning.as_str()))
+                    .value(":from", s(request.status.as_str()))
+                    .value(":gsi1pk", s(req_gsi1pk))
+                    .value(":now", s(now))
+                    .value(":info", attr(&info)?);
+                if request.status == RequestStatus::Approved {
+                    let first = Transition {
+                        from: Some(RequestStatus::Approved),
+                        to: RequestStatus::Provisioning,
+                        by: Actor::System,
+                        at: now.to_string(),
+                        comment: None,
+                    };
+                    update.push_str(", history = list_append(history, :step)");
+                    expr = expr.value(":step", attr(&vec![&first])?);
+                    step = Some(first);
+                }
+                (update, expr)
+            }
+        };
         let tx = Tx::new(self)
             .update(
                 &keys::job(request_id),
@@ -191,9 +223,11 @@ impl Store {
                 job.due_at = lease_until.to_string();
                 job.attempts = attempt;
                 let mut request = request;
-                request.status = RequestStatus::Provisioning;
                 request.updated_at = now.to_string();
-                request.provisioning = Some(info);
+                if job.operation == JobOperation::Apply {
+                    request.status = RequestStatus::Provisioning;
+                    request.provisioning = Some(info);
+                }
                 request.history.extend(step);
                 Ok(Claim::Claimed(Box::new(ClaimedJob { job, request })))
             }
@@ -255,12 +289,17 @@ impl Store {
             error: None,
         });
         info.finished_at = Some(now.to_string());
+        // A rotation leaves the request `ready` whatever happens.
+        let rotating = job.operation == JobOperation::Rotate;
         let (job_status, request_status, error) = match outcome {
-            RunOutcome::Succeeded(_) => (JobStatus::Succeeded, RequestStatus::Ready, None),
+            RunOutcome::Succeeded { .. } => (JobStatus::Succeeded, RequestStatus::Ready, None),
             RunOutcome::Failed {
                 error,
                 retry_at: Some(_),
-            } => (JobStatus::Queued, RequestStatus::Provisioning, Some(error.clone())),
+            } => (JobStatus::Queued, request.status, Some(error.clone())),
+            RunOutcome::Failed { error, retry_at: None } if rotating => {
+                (JobStatus::Failed, RequestStatus::Ready, Some(error.clone()))
+            }
             RunOutcome::Failed { error, retry_at: None } => {
                 (JobStatus::Failed, RequestStatus::Failed, Some(error.clone()))
             }
@@ -304,18 +343,20 @@ impl Store {
         };
 
         let (req_gsi1pk, _) = keys::requests_by_status(request_status.as_str(), &request.created_at, request.id);
-        let mut update = "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, #provisioning = :info".to_string();
+        let mut update = "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now".to_string();
         let mut expr = Expr::new()
             .name("#status", "status")
-            .name("#provisioning", "provisioning")
             .value(":to", s(request_status.as_str()))
-            .value(":from", s(RequestStatus::Provisioning.as_str()))
+            .value(":from", s(request.status.as_str()))
             .value(":gsi1pk", s(req_gsi1pk))
-            .value(":now", s(now))
-            .value(":info", attr(&info)?);
-        if request_status != RequestStatus::Provisioning {
+            .value(":now", s(now));
+        if !rotating {
+            update.push_str(", #provisioning = :info");
+            expr = expr.name("#provisioning", "provisioning").value(":info", attr(&info)?);
+        }
+        if request_status != request.status {
             let step = Transition {
-                from: Some(RequestStatus::Provisioning),
+                from: Some(request.status),
                 to: request_status,
                 by: Actor::System,
                 at: now.to_string(),
@@ -324,16 +365,89 @@ impl Store {
             update.push_str(", history = list_append(history, :step)");
             expr = expr.value(":step", attr(&vec![step])?);
         }
-        if let RunOutcome::Succeeded(outputs) = outcome {
-            update.push_str(", #outputs = :outputs");
-            expr = expr.name("#outputs", "outputs").value(":outputs", attr(outputs)?);
+        let previous = request.credentials.clone();
+        let credentials_info = match outcome {
+            RunOutcome::Succeeded { outputs, credentials } => {
+                update.push_str(", #outputs = :outputs");
+                expr = expr.name("#outputs", "outputs").value(":outputs", attr(outputs)?);
+                // The credentials item, replaced only by a newer version.
+                tx = tx.put(
+                    credentials_item(credentials)?,
+                    Some("attribute_not_exists(PK) OR version < :version"),
+                    Expr::new().value(":version", super::n(credentials.version)),
+                )?;
+                Some(CredentialsInfo {
+                    version: credentials.version,
+                    issued_at: credentials.issued_at.clone(),
+                    rotating: false,
+                    rotation_error: None,
+                })
+            }
+            RunOutcome::Failed { retry_at: None, error } if rotating => previous.map(|p| CredentialsInfo {
+                rotating: false,
+                rotation_error: Some(error.clone()),
+                ..p
+            }),
+            RunOutcome::Failed { .. } => None,
+        };
+        if let Some(info) = &credentials_info {
+            update.push_str(", #credentials = :credentials");
+            expr = expr
+                .name("#credentials", "credentials")
+                .value(":credentials", attr(info)?);
         }
         tx = tx.update(&keys::request(request.id), &update, Some("#status = :from"), expr)?;
         match self.transact(tx.items).await {
             Ok(()) => Ok(true),
-            Err(e) if e.failed_at(0) || e.failed_at(1) => Ok(false),
+            Err(e) if e.failed_at(0) || e.failed_at(2) => Ok(false),
+            // The stored credentials are newer than this run's: someone else finished.
+            Err(e) if e.failed_at(1) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// The sealed credentials of a request, if it has any.
+    pub async fn get_credentials(&self, request_id: Uuid) -> Result<Option<SealedCredentials>, StoreError> {
+        self.get(&keys::credentials(request_id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    /// Asks for new credentials of a ready request: its finished job is queued again as
+    /// a rotation. Of two racing rotations one wins; the other, and a rotation while
+    /// one is under way, gets [`StoreError::ConditionFailed`].
+    pub async fn request_rotation(&self, request: &ResourceRequest, now: &str) -> Result<(), StoreError> {
+        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request.id);
+        let tx = Tx::new(self)
+            .update(
+                &keys::job(request.id),
+                "SET #status = :queued, #operation = :rotate, attempts = :zero, due_at = :now, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner, last_error",
+                Some("#status IN (:succeeded, :failed)"),
+                Expr::new()
+                    .name("#status", "status")
+                    .name("#operation", "operation")
+                    .value(":queued", s(JobStatus::Queued.as_str()))
+                    .value(":succeeded", s(JobStatus::Succeeded.as_str()))
+                    .value(":failed", s(JobStatus::Failed.as_str()))
+                    .value(":rotate", attr(&JobOperation::Rotate)?)
+                    .value(":zero", super::n(0))
+                    .value(":now", s(now))
+                    .value(":gsi1pk", s(gsi1pk))
+                    .value(":gsi1sk", s(gsi1sk)),
+            )?
+            .update(
+                &keys::request(request.id),
+                "SET #credentials.rotating = :yes, updated_at = :now REMOVE #credentials.rotation_error",
+                Some("#status = :ready AND attribute_exists(#credentials)"),
+                Expr::new()
+                    .name("#status", "status")
+                    .name("#credentials", "credentials")
+                    .value(":yes", super::bool_value(true))
+                    .value(":ready", s(RequestStatus::Ready.as_str()))
+                    .value(":now", s(now)),
+            )?;
+        self.transact(tx.items).await
     }
 
     /// Gives a running job back (the runner is stopping): queued again and due at

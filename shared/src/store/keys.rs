@@ -14,6 +14,7 @@
 //! | request         | `REQUEST#<id>`             | same               | `REQSTATUS#<status>` | `REQUEST#<created_at>#<id>` |
 //! | request name    | `REQNAME#<team>#<type>#<name>` | same           |         |                               |
 //! | provisioning job| `JOB#<request id>`         | same               | `JOBSTATUS#<status>` | `JOB#<due_at>#<request id>` |
+//! | credentials     | `CREDS#<request id>`       | same               |         |                               |
 //! | job log         | `JOBLOG#<request id>`      | `ATTEMPT#<attempt>#<seq>#<phase>` |  |                        |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
@@ -42,6 +43,7 @@ pub const REQUEST: &str = "REQUEST";
 pub const REQUEST_NAME: &str = "REQNAME";
 pub const JOB: &str = "JOB";
 pub const JOB_LOG: &str = "JOBLOG";
+pub const CREDENTIALS: &str = "CREDS";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -178,6 +180,11 @@ pub fn jobs_due_before(at: &str) -> String {
 
 pub fn jobs_by_status(status: &str, due_at: &str, request_id: Uuid) -> Key {
     (jobs_by_status_pk(status), format!("{JOB}#{due_at}#{request_id}"))
+}
+
+/// The current (envelope-encrypted) credentials of a request.
+pub fn credentials(request_id: Uuid) -> Key {
+    same(format!("{CREDENTIALS}#{request_id}"))
 }
 
 pub fn job_log_pk(request_id: Uuid) -> String {

@@ -121,6 +121,26 @@ impl Store {
         Ok(())
     }
 
+    /// Sets (or with `None` removes) the user's age recipient. `StoreError::NotFound`
+    /// when the user is gone.
+    pub async fn set_age_recipient(&self, id: Uuid, recipient: Option<&str>, now: &str) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key_item(&keys::user(id))))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":now", s(now));
+        let update = match recipient {
+            Some(r) => update
+                .update_expression("SET age_recipient = :r, updated_at = :now")
+                .expression_attribute_values(":r", s(r)),
+            None => update.update_expression("SET updated_at = :now REMOVE age_recipient"),
+        };
+        update.send().await.map_err(super::classify)?;
+        Ok(())
+    }
+
     /// Replaces the password hash and revokes older tokens, provided no token was
     /// revoked since `user` was read.
     pub async fn change_password(&self, user: &User, new_hash: &str, now: &str) -> Result<(), ApiError> {

@@ -94,6 +94,8 @@ pub fn test_config_at(table: &str, audience: &str, endpoint: &str) -> Config {
         "DYNAMODB_ENDPOINT" => Some(endpoint.clone()),
         "JWT_SECRET" => Some("test-only-key-0123456789abcdef-0123456789abcdef".into()),
         "JWT_AUDIENCE" => Some(audience.clone()),
+        // The credentials key in moto, when `make test` started it.
+        "KMS_KEY_ID" | "KMS_ENDPOINT" => std::env::var(k).ok(),
         _ => None,
     })
     .expect("test config")
@@ -104,7 +106,7 @@ pub async fn build_app(config: Config, clock: Clock) -> Arc<App> {
     let sdk = shared::app::sdk_config(&config.region, config.dynamodb_endpoint.as_deref()).await;
     let key = shared::app::load_key(&config, &sdk).await.expect("key");
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    Arc::new(App::new(config, client, &key, clock))
+    Arc::new(App::new(config, client, &key, clock).with_vault_from_config().await)
 }
 
 impl TestApp {

@@ -74,11 +74,13 @@ async fn run() -> Result<(), String> {
         ("RUNNER_CONCURRENCY", "1".into()),
         ("RUNNER_POLL_MS", "100".into()),
         ("RUNNER_MAX_ATTEMPTS", "1".into()),
+        ("KMS_KEY_ID", env("KMS_KEY_ID")?),
+        ("KMS_ENDPOINT", env("KMS_ENDPOINT")?),
     ];
     let mut cfg = RunnerConfig::from_lookup(|k| settings.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
         .map_err(|e| e.to_string())?;
     cfg.terraform_env = std::env::vars().filter(|(k, _)| passed_to_terraform(k)).collect();
-    let runner = Runner::new(cfg, app.store.clone());
+    let runner = Runner::from_config(cfg).await;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(async move { runner.work(stop_rx).await });
 
@@ -109,6 +111,7 @@ async fn run() -> Result<(), String> {
             }],
             provisioning: None,
             outputs: None,
+            credentials: None,
         };
         app.store.create_request(&request).await.map_err(|e| e.to_string())?;
         let approved_at = format_timestamp(OffsetDateTime::now_utc());
