@@ -2,7 +2,7 @@
 # `make test` (format, lint, template check, all tests). The work is in scripts/.
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build bench
+.PHONY: help run test build bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+: ##' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+): ## /  make \1\t/'
@@ -18,3 +18,6 @@ build: ## build every function for AWS (arm64 zips under target/lambda/) and pri
 
 bench: ## release builds, then latency, init, memory, load and micro-benchmarks, each beside its target
 	@bash scripts/bench.sh
+
+fuzz: ## Schemathesis against a fresh local stack, as an admin, a few minutes at most
+	@bash scripts/fuzz.sh
