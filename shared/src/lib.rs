@@ -18,6 +18,7 @@ pub mod router;
 pub mod routes;
 pub mod store;
 pub mod text;
+pub mod throttle;
 
 pub use app::App;
 pub use error::ApiError;

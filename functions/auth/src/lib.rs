@@ -130,7 +130,7 @@ fn bad_credentials() -> ApiError {
 ///
 /// Unknown email and wrong password give the same 401 and cost the same argon2
 /// verification. Failures are throttled per account and source (10 per 15 minutes),
-/// and per account across sources with back-off (see `auth::throttle`).
+/// and per account across sources with back-off (see `shared::throttle`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content(
         (JsonLogin = "application/json"),
