@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# `make fuzz`: Schemathesis against the running stack, as an admin, bounded in time.
+# `make fuzz`: Schemathesis against a local stack of its own, as admins, bounded in time.
 #
 # 1. installs the pinned fuzzer (requirements-fuzz.txt) into .venv and builds the dev
 #    server and ssi-admin;
-# 2. starts DynamoDB Local and the dev server on free ports, creates a fresh table
-#    and an admin (ssi-admin create-admin, with a generated password passed by env;
-#    the JWT key is generated too, into a mode-0600 temporary file);
-# 3. runs `st run` on /openapi.json with the checks below, as that admin: the
+# 2. starts DynamoDB Local and the dev server on free ports and creates a fresh
+#    table; the JWT key is generated into a mode-0600 temporary file;
+# 3. runs `st run` on /openapi.json with the checks below, each stage as an admin of
+#    its own (ssi-admin create-admin, with a generated password passed by env): the
 #    examples, coverage and fuzzing phases for at most FUZZ_MAX_TIME seconds (default
 #    150) without the two operations that end the admin's session (logout, password
 #    change); the stateful phase (45 s) without those and without the routes that
@@ -73,11 +73,9 @@ export JWT_SECRET_FILE="$SECRET_DIR/jwt-secret"
 unset JWT_SECRET JWT_SECRET_ARN
 
 "$bin/ssi-admin" create-table --template template.yaml
-admin_email="fuzz-admin-$(random_hex 3)@example.com"
 # Generated, passed by environment only, never printed.
 ADMIN_PASSWORD="fuzz $(random_hex 12) admin"
 export ADMIN_PASSWORD
-"$bin/ssi-admin" create-admin --email "$admin_email" >/dev/null
 
 port=$(ddb_free_port)
 PORT=$port RUST_LOG=${RUST_LOG:-warn} "$bin/devserver" >"$OUT/devserver.log" 2>&1 &
@@ -90,11 +88,23 @@ for _ in $(seq 1 100); do
 done
 curl -fs "$base/health" >/dev/null || die "the dev server did not come up on $base"
 
+# Creates a fresh admin (each stage has its own, so that what one stage does to its
+# admin, e.g. wrong current passwords that the login throttle counts, cannot spill
+# into the next) and prints an access token for it. On failure, says why (the
+# problem document; it never contains the password).
 token() {
-    local body
+    local admin_email body answer code
+    admin_email="fuzz-admin-$(random_hex 4)@example.com"
+    "$bin/ssi-admin" create-admin --email "$admin_email" >/dev/null || return 1
     body=$(python3 -c 'import json, os, sys; print(json.dumps({"email": sys.argv[1], "password": os.environ["ADMIN_PASSWORD"]}))' "$admin_email")
-    curl -fs -H 'content-type: application/json' -d "$body" "$base/api/v1/auth/login" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+    answer=$(curl -s -w '\n%{http_code}' -H 'content-type: application/json' -d "$body" "$base/api/v1/auth/login") || return 1
+    code=${answer##*$'\n'}
+    answer=${answer%$'\n'*}
+    if [[ $code != 200 ]]; then
+        printf 'fuzz: login of the fuzz admin answered %s: %s\n' "$code" "$answer" >&2
+        return 1
+    fi
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' <<<"$answer"
 }
 
 status=0
@@ -105,16 +115,16 @@ common=(--url "$base" --checks "$CHECKS" --workers "$WORKERS" --request-timeout 
 # GET /auth/me into DELETE /users/{id}), so it could delete or demote the fuzz admin
 # itself; it runs without the routes that do that to a user.
 step "Schemathesis: examples, coverage and fuzzing of every operation but logout and password change (at most ${MAX_TIME} s)"
-TOKEN=$(token) || die "could not sign in as the fuzz admin"
-timeout --signal=INT $((MAX_TIME + 60)) "$VENV/bin/st" run "$base/openapi.json" "${common[@]}" \
+TOKEN=$(token) || die "could not create and sign in a fuzz admin"
+timeout --signal=INT $((MAX_TIME + 60)) "$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" run "$base/openapi.json" "${common[@]}" \
     --phases examples,coverage,fuzzing --max-time "$MAX_TIME" \
     --exclude-path /api/v1/auth/logout --exclude-path /api/v1/users/me/password \
     --report junit --report-junit-path "$OUT/main.xml" \
     -H "Authorization: Bearer $TOKEN" || status=$?
 
 step "Schemathesis: stateful, without logout, password change and PATCH/DELETE /users/{id}"
-TOKEN=$(token) || die "could not sign in as the fuzz admin"
-timeout --signal=INT 120 "$VENV/bin/st" run "$base/openapi.json" "${common[@]}" \
+TOKEN=$(token) || die "could not create and sign in a fuzz admin"
+timeout --signal=INT 120 "$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" run "$base/openapi.json" "${common[@]}" \
     --phases stateful --max-time 45 \
     --exclude-path /api/v1/auth/logout --exclude-path /api/v1/users/me/password \
     --exclude-path '/api/v1/users/{id}' \
@@ -124,8 +134,8 @@ timeout --signal=INT 120 "$VENV/bin/st" run "$base/openapi.json" "${common[@]}" 
 # Password change before logout: a logout revokes the token the other one would use.
 for route in /api/v1/users/me/password /api/v1/auth/logout; do
     step "Schemathesis: $route (ends the admin's session)"
-    TOKEN=$(token) || die "could not sign in as the fuzz admin"
-    timeout --signal=INT 90 "$VENV/bin/st" run "$base/openapi.json" "${common[@]}" \
+    TOKEN=$(token) || die "could not create and sign in a fuzz admin"
+    timeout --signal=INT 90 "$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" run "$base/openapi.json" "${common[@]}" \
         --phases examples,coverage,fuzzing --max-time 20 --max-examples 30 \
         --include-path "$route" \
         --report junit --report-junit-path "$OUT/session-$(basename "$route").xml" \
