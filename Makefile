@@ -2,7 +2,7 @@
 # `make test` (format, lint, template check, all tests). The work is in scripts/.
 
 .DEFAULT_GOAL := help
-.PHONY: help run test build bench tf-check tf-smoke
+.PHONY: help run test build bench tf-check tf-smoke fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+: ##' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+): ## /  make \1\t/'
@@ -24,3 +24,6 @@ tf-check: ## Terraform modules: fmt -check, interface = catalog, init + validate
 
 tf-smoke: ## Terraform modules: apply, check, rotate, destroy each type against local engines and moto
 	@bash scripts/tf-smoke.sh
+
+fuzz: ## Schemathesis against a fresh local stack, as an admin, a few minutes at most
+	@bash scripts/fuzz.sh

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod sealing;
 pub mod store;
 pub mod text;
+pub mod throttle;
 pub mod vault;
 
 pub use app::App;

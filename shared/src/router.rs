@@ -21,9 +21,9 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The caller's address as the throttles key it (`auth::throttle::source_key`).
+    /// The caller's address as the throttles key it (`throttle::source_key`).
     pub fn source(&self) -> String {
-        auth::throttle::source_key(crate::http::source_ip(&self.req))
+        crate::throttle::source_key(crate::http::source_ip(&self.req))
     }
 
     /// The signed-in caller. The router guarantees one on `User` and `Admin` routes.

@@ -274,7 +274,7 @@ async fn an_attacker_is_throttled_but_cannot_lock_the_owner_out_from_elsewhere()
 
 #[tokio::test]
 async fn a_distributed_guesser_is_bounded_and_the_owner_still_gets_in() {
-    use shared::auth::throttle::{ACCOUNT_SOFT_LIMIT, BACKOFF_MAX_SECS};
+    use shared::throttle::{ACCOUNT_SOFT_LIMIT, BACKOFF_MAX_SECS};
     let app = TestApp::spawn().await;
     let owner = app.user().await;
     // 30 sources, each up to its own limit: 300 guesses without the account limit.
@@ -315,7 +315,7 @@ async fn a_distributed_guesser_is_bounded_and_the_owner_still_gets_in() {
 
 #[tokio::test]
 async fn past_the_fresh_source_budget_clean_sources_back_off_but_are_never_walled() {
-    use shared::auth::throttle::{BACKOFF_MAX_SECS, FRESH_SOURCE_LIMIT};
+    use shared::throttle::{BACKOFF_MAX_SECS, FRESH_SOURCE_LIMIT};
     let app = TestApp::spawn().await;
     let owner = app.user().await;
     // More distinct sources than the budget, one guess each.
@@ -346,7 +346,7 @@ async fn past_the_fresh_source_budget_clean_sources_back_off_but_are_never_walle
 
 #[tokio::test]
 async fn registering_taken_emails_is_throttled_per_source() {
-    use shared::auth::throttle::REGISTRATION_MAX_CONFLICTS;
+    use shared::throttle::REGISTRATION_MAX_CONFLICTS;
     let app = TestApp::spawn().await;
     let taken = app.user().await;
     let prober = client_from(77);

@@ -33,8 +33,9 @@ pub fn router() -> Router {
 #[serde(deny_unknown_fields)]
 #[schema(as = Registration)]
 struct NewAccount {
-    /// Trimmed; unique case-insensitively.
-    #[schema(example = "ada@example.com")]
+    /// Trimmed and NFC-normalised; unique case-insensitively; at most 254 bytes; no
+    /// control, format (bidi, zero-width) or invisible characters.
+    #[schema(example = "ada@example.com", min_length = 3, max_length = 254)]
     email: String,
     /// 12–128 characters, any Unicode; common passwords are refused.
     #[schema(example = "correct horse battery staple", min_length = 12, max_length = 128)]
@@ -129,12 +130,14 @@ fn bad_credentials() -> ApiError {
 ///
 /// Unknown email and wrong password give the same 401 and cost the same argon2
 /// verification. Failures are throttled per account and source (10 per 15 minutes),
-/// and per account across sources with back-off (see `auth::throttle`).
+/// and per account across sources with back-off (see `shared::throttle`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content(
         (JsonLogin = "application/json"),
         (FormLogin = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "A bearer token", body = AccessToken),
+              (status = 401, description = "Invalid email or password (the same answer for both)",
+               body = shared::error::Problem, headers(("WWW-Authenticate" = String, description = "Always `Bearer`"))),
               (status = 429, description = "Too many failed attempts on this account from this source, or the account is backing off; see Retry-After",
                body = shared::error::Problem)))]
 async fn login(ctx: Ctx) -> HandlerResult {

@@ -86,8 +86,20 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
      frame-ancestors 'none'";
 
+/// The names of the page's assets, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+enum DocsAsset {
+    #[schema(rename = "swagger-ui-bundle.js")]
+    Bundle,
+    #[schema(rename = "swagger-ui.css")]
+    Css,
+    #[schema(rename = "swagger-init.js")]
+    Init,
+}
+
 #[utoipa::path(get, path = "/docs/{file}", tag = "meta",
-    params(("file" = String, Path, description = "`swagger-ui-bundle.js`, `swagger-ui.css` or `swagger-init.js`")),
+    params(("file" = DocsAsset, Path, description = "One of the page's assets")),
     responses((status = 200, description = "A static asset of the docs page")))]
 async fn docs_asset(ctx: Ctx) -> HandlerResult {
     use lambda_http::RequestExt;

@@ -20,20 +20,23 @@ pub const MAX_TEXT_CHARS: usize = 2000;
 /// This function's part of the OpenAPI document (errors and security are added from
 /// the route table by the `docs` function).
 #[derive(OpenApi)]
-#[openapi(paths(
-    resource_types,
-    create_request,
-    list_requests,
-    pending_requests,
-    get_request,
-    cancel,
-    approve,
-    reject,
-    retry,
-    logs,
-    credentials,
-    rotate_credentials
-))]
+#[openapi(
+    paths(
+        resource_types,
+        create_request,
+        list_requests,
+        pending_requests,
+        get_request,
+        cancel,
+        approve,
+        reject,
+        retry,
+        logs,
+        credentials,
+        rotate_credentials
+    ),
+    components(schemas(Scope))
+)]
 pub struct ApiDoc;
 
 pub fn router() -> Router {
@@ -69,13 +72,15 @@ struct NewRequest {
     #[schema(example = "postgres")]
     resource_type: String,
     /// A DNS label (1–63 of a-z, 0-9, `-`), unique within the team for the type.
-    #[schema(example = "orders-db")]
+    #[schema(example = "orders-db", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     name: String,
     /// Checked against the type's schema; omitted parameters take their defaults.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     parameters: serde_json::Value,
-    /// Why the team needs it (1–2000 characters).
+    /// Why the team needs it (1–2000 characters, trimmed; no control characters but
+    /// tab and line breaks).
+    #[schema(min_length = 1, max_length = 2000)]
     justification: String,
 }
 
@@ -278,7 +283,9 @@ async fn get_request(ctx: Ctx) -> HandlerResult {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 struct Comment {
-    /// Optional note for the history (at most 2000 characters).
+    /// Optional note for the history (1–2000 characters, trimmed; no control
+    /// characters but tab and line breaks).
+    #[schema(min_length = 1, max_length = 2000)]
     comment: Option<String>,
 }
 
@@ -337,7 +344,9 @@ async fn approve(ctx: Ctx) -> HandlerResult {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rejection {
-    /// Why (1–2000 characters); the requester sees it in the history.
+    /// Why (1–2000 characters, trimmed; no control characters but tab and line
+    /// breaks); the requester sees it in the history.
+    #[schema(min_length = 1, max_length = 2000)]
     reason: String,
 }
 

@@ -88,10 +88,12 @@ fn parse_changes(name: Option<&str>, description: Option<&str>) -> Result<TeamCh
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTeam {
-    /// Trimmed, 1–100 characters, unique case-insensitively.
-    #[schema(example = "Platform")]
+    /// Trimmed, NFC-normalised, 1–100 characters, unique case-insensitively; no
+    /// control, format (bidi, zero-width) or invisible characters.
+    #[schema(example = "Platform", min_length = 1, max_length = 100)]
     name: String,
-    /// At most 1000 characters.
+    /// At most 1000 characters; no control characters but tab and line breaks.
+    #[schema(max_length = 1000)]
     description: Option<String>,
 }
 
@@ -159,7 +161,10 @@ async fn get_team(ctx: Ctx) -> HandlerResult {
 #[serde(deny_unknown_fields)]
 struct TeamUpdate {
     /// New name; same rules as on creation.
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
+    /// Same rules as on creation.
+    #[schema(max_length = 1000)]
     description: Option<String>,
 }
 

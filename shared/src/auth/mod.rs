@@ -5,8 +5,8 @@
 pub mod email;
 pub mod jwt;
 pub mod password;
-pub mod throttle;
 
+use crate::throttle::{self, Window};
 use crate::{
     error::ApiError,
     model::User,
@@ -14,7 +14,6 @@ use crate::{
     App,
 };
 use lambda_http::Request;
-use throttle::Window;
 
 /// Who may call a route. Every route declares one in [`crate::routes::ROUTES`]; the
 /// router enforces it before a handler runs (deny by default: a route without an

@@ -99,7 +99,7 @@ pub fn admin_counter() -> Key {
 // The throttle counters: one item per window (so a window's count starts from zero
 // by itself, and old windows expire through TTL). The fixed-format parts come first
 // and the email last, so no email (which may contain `#`) can make one key look like
-// another. `source` is `auth::throttle::source_key` (an IP address or an IPv6 /64).
+// another. `source` is `throttle::source_key` (an IP address or an IPv6 /64).
 
 /// Failed password checks on one account from one source.
 pub fn login_failures(window: i64, source: &str, normalised_email: &str) -> Key {

@@ -1,5 +1,5 @@
 //! Login support: the user look-up and the attempt counters of the password throttle
-//! (the policy and its numbers are in `auth::throttle`).
+//! (the policy and its numbers are in `crate::throttle`).
 //!
 //! Every counter is reserved *before* the password is checked, with one atomic,
 //! conditional `UpdateItem ADD` (refused once the limit is reached, so concurrent
@@ -10,8 +10,8 @@
 
 use super::{classify, from_item, key_item, keys, n, s, users::EmailMarker, Store, StoreError};
 use crate::{
-    auth::throttle::{self, Window},
     model::User,
+    throttle::{self, Window},
 };
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use uuid::Uuid;

@@ -46,7 +46,7 @@ impl Store {
         user: &User,
         normalised_email: &str,
         source: &str,
-        window: crate::auth::throttle::Window,
+        window: crate::throttle::Window,
     ) -> Result<(), ApiError> {
         self.create_user_releasing(user, normalised_email, Some(keys::registrations(window.index, source)))
             .await

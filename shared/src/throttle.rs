@@ -1,5 +1,6 @@
-//! The password-guessing throttle: a policy that an attacker cannot aim at someone
-//! else (ASVS: anti-automation that does not enable malicious lockout).
+//! The password-guessing throttle, a domain rule used by `auth::Attempt` and the
+//! store: a policy that an attacker cannot aim at someone else (ASVS: anti-automation
+//! that does not enable malicious lockout).
 //!
 //! Failed password checks (login, and the current password of a password change) are
 //! counted atomically in DynamoDB (`store::login`), at two levels:
