@@ -53,6 +53,9 @@ async fn world() -> World {
     }
 }
 
+/// A valid age X25519 recipient (the example of age's own documentation).
+const AGE_RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
 /// Expected statuses for anonymous, member, other-team user, admin.
 fn expectations(key: &str) -> Option<[u16; 4]> {
     Some(match key {
@@ -82,6 +85,13 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         // The request is pending, not failed: the admin may retry, but not this one.
         "POST /api/v1/requests/{id}/retry" => [401, 403, 403, 409],
         "GET /api/v1/requests/{id}/logs" => [401, 403, 403, 200],
+        // Only the owning team reads credentials (admins get 404); the member's
+        // request is pending, not ready.
+        "GET /api/v1/requests/{id}/credentials" => [401, 409, 404, 404],
+        // Pending, and an s3_bucket: nothing to rotate (the admin may see it, so 409).
+        "POST /api/v1/requests/{id}/credentials/rotate" => [401, 409, 404, 409],
+        "PUT /api/v1/users/me/public-key" => [401, 200, 200, 200],
+        "DELETE /api/v1/users/me/public-key" => [401, 204, 204, 204],
         _ => return None,
     })
 }
@@ -109,6 +119,7 @@ fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Va
             Some(json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" }))
         }
         "PATCH /api/v1/users/{id}" => Some(json!({ "is_admin": true })),
+        "PUT /api/v1/users/me/public-key" => Some(json!({ "age_recipient": AGE_RECIPIENT })),
         "POST /api/v1/teams" => Some(json!({ "name": format!("new team {round}") })),
         "PUT /api/v1/teams/{id}" => Some(json!({ "description": "updated" })),
         "POST /api/v1/teams/{id}/members" => Some(json!({ "user_id": w.target.id })),

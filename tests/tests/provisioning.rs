@@ -986,3 +986,345 @@ async fn a_stopping_worker_gives_its_job_back_for_the_next_one() {
     assert!(job.lease_owner.is_none());
     assert_eq!(get(&w, &id).await["status"], "provisioning");
 }
+
+// ---------------------------------------------------------------------------------
+// Credentials
+// ---------------------------------------------------------------------------------
+
+async fn read_credentials(w: &World, id: &str, token: Option<&str>) -> common::Reply {
+    w.app.get(&format!("{REQUESTS}/{id}/credentials"), token).await
+}
+
+/// Provisions a request of the member's and waits until it is ready.
+async fn ready_request(w: &World, resource_type: &str, name: &str) -> String {
+    let worker = Worker::start(runner(w, &[], &[]));
+    let id = submit(w, resource_type, name, json!({})).await;
+    approve(w, &id).await;
+    let ready = wait_for(w, &id, &["ready", "failed"], Duration::from_secs(90)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    worker.stop().await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_of_a_ready_postgres_reach_only_the_owning_team_and_really_connect() {
+    // GIVEN a ready postgres request of the member's, a teammate, and a user of
+    // another team
+    let w = world().await;
+    let teammate = w.app.user().await;
+    w.app.add_member(&w.admin, &w.team, &teammate).await.expect(200);
+    let stranger = w.app.user().await;
+    let other_team = w
+        .app
+        .team(&w.admin, &format!("other {}", Uuid::new_v4().simple()))
+        .await;
+    w.app.add_member(&w.admin, &other_team, &stranger).await.expect(200);
+    let id = submit(&w, "postgres", "creds-db", json!({})).await;
+
+    // WHEN it is not ready yet, THEN the requester gets 409
+    read_credentials(&w, &id, Some(&w.member.token)).await.expect(409);
+    let worker = Worker::start(runner(&w, &[], &[]));
+    approve(&w, &id).await;
+    wait_for(&w, &id, &["ready", "failed"], Duration::from_secs(60)).await;
+    worker.stop().await;
+
+    // WHEN the requester reads the credentials
+    let reply = read_credentials(&w, &id, Some(&w.member.token)).await.expect(200);
+
+    // THEN they come with no-store and everything a client needs
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let body = reply.json();
+    assert_eq!(body["request_id"], id.as_str());
+    assert_eq!(body["resource_type"], "postgres");
+    assert_eq!(body["version"], 1);
+    let c = &body["credentials"];
+    for field in ["username", "password", "database", "uri", "host", "port"] {
+        assert!(!c[field].is_null(), "no {field}: {body}");
+    }
+    let (user, password, database) = (
+        c["username"].as_str().unwrap(),
+        c["password"].as_str().unwrap(),
+        c["database"].as_str().unwrap(),
+    );
+    assert!(c["uri"].as_str().unwrap().starts_with(&format!("postgresql://{user}:")));
+    let out = psql_as(user, password, database);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(password, secret_output(&w, &id, "password"));
+
+    // AND the teammate reads them too
+    read_credentials(&w, &id, Some(&teammate.token)).await.expect(200);
+
+    // AND nobody else does: another team's user, the admin (separation of duties),
+    // anonymous callers and forged tokens
+    read_credentials(&w, &id, Some(&stranger.token)).await.expect(404);
+    read_credentials(&w, &id, Some(&w.admin.token)).await.expect(404);
+    read_credentials(&w, &id, None).await.expect(401);
+    let forged = format!("{}x", &w.member.token[..w.member.token.len() - 1]);
+    read_credentials(&w, &id, Some(&forged)).await.expect(401);
+
+    // AND the admin sees that credentials exist, in the request, never their value
+    let seen = get(&w, &id).await;
+    assert_eq!(seen["credentials"]["version"], 1, "{seen}");
+    assert!(!seen.to_string().contains(password));
+
+    // AND the stored item holds only ciphertext
+    assert!(!table_text(&w.app).await.contains(password));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_and_redis_credentials_delivered_by_the_api_really_connect() {
+    let w = world().await;
+    let mysql = ready_request(&w, "mysql", "creds-mysql").await;
+    let redis = ready_request(&w, "redis", "creds-redis").await;
+
+    let c = read_credentials(&w, &mysql, Some(&w.member.token))
+        .await
+        .expect(200)
+        .json()["credentials"]
+        .clone();
+    let out = std::process::Command::new("mariadb")
+        .args([
+            "-h",
+            c["host"].as_str().unwrap(),
+            "-P",
+            &c["port"].to_string(),
+            "-u",
+            c["username"].as_str().unwrap(),
+            "-D",
+            c["database"].as_str().unwrap(),
+            "-e",
+            "SELECT 1",
+        ])
+        .env("MYSQL_PWD", c["password"].as_str().unwrap())
+        .env_remove("MYSQL_USER")
+        .output()
+        .expect("mariadb client runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let c = read_credentials(&w, &redis, Some(&w.member.token))
+        .await
+        .expect(200)
+        .json()["credentials"]
+        .clone();
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-h",
+            c["host"].as_str().unwrap(),
+            "-p",
+            &c["port"].to_string(),
+            "--user",
+            c["username"].as_str().unwrap(),
+            "--no-auth-warning",
+            "SET",
+            &format!("{}k", c["key_prefix"].as_str().unwrap()),
+            "v",
+        ])
+        .env("REDISCLI_AUTH", c["password"].as_str().unwrap())
+        .output()
+        .expect("redis-cli runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ciphertext_under_another_encryption_context_does_not_decrypt() {
+    // GIVEN credentials sealed for one request of one team (KMS in moto)
+    let w = world().await;
+    let vault = w.app.app.vault.clone().expect("vault");
+    let (request, team) = (Uuid::new_v4(), Uuid::new_v4());
+    let fields = json!({ "password": "a-password-of-some-length" })
+        .as_object()
+        .unwrap()
+        .clone();
+    let sealed = vault
+        .seal(
+            request,
+            team,
+            1,
+            "2026-01-01T00:00:00.000000Z",
+            &shared::vault::OpenCredentials::new(fields),
+        )
+        .await
+        .expect("seal");
+    assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains("a-password"));
+
+    // THEN they open for that request and team
+    let open = vault.open(&sealed, request, team).await.expect("open");
+    assert_eq!(open.expose()["password"], "a-password-of-some-length");
+
+    // AND not for another request, another team, a changed version, or altered bytes
+    use shared::vault::VaultError;
+    let other_request = vault.open(&sealed, Uuid::new_v4(), team).await;
+    assert!(
+        matches!(other_request, Err(VaultError::Integrity) | Err(VaultError::Kms(_))),
+        "{other_request:?}"
+    );
+    assert!(vault.open(&sealed, request, Uuid::new_v4()).await.is_err());
+    let mut bumped = sealed.clone();
+    bumped.version = 2;
+    assert!(matches!(
+        vault.open(&bumped, request, team).await,
+        Err(VaultError::Integrity)
+    ));
+    let mut altered = sealed.clone();
+    altered.ciphertext[0] ^= 1;
+    assert!(matches!(
+        vault.open(&altered, request, team).await,
+        Err(VaultError::Integrity)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_gives_a_new_version_and_the_old_password_stops_working() {
+    // GIVEN a ready postgres request and its first credentials
+    let w = world().await;
+    let id = ready_request(&w, "postgres", "rotating-db").await;
+    let v1 = read_credentials(&w, &id, Some(&w.member.token))
+        .await
+        .expect(200)
+        .json();
+    let (user, old, database) = (
+        v1["credentials"]["username"].as_str().unwrap().to_string(),
+        v1["credentials"]["password"].as_str().unwrap().to_string(),
+        v1["credentials"]["database"].as_str().unwrap().to_string(),
+    );
+    psql_admin(&format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"));
+
+    // WHEN the requester asks for a rotation
+    let rotate = format!("{REQUESTS}/{id}/credentials/rotate");
+    let accepted = w
+        .app
+        .post(&rotate, Some(&w.member.token), json!({}))
+        .await
+        .expect(202)
+        .json();
+    assert_eq!(accepted["status"], "ready");
+    assert_eq!(accepted["credentials"]["rotating"], true, "{accepted}");
+
+    // THEN a second one is refused while it is under way, and the request and the
+    // current credentials stay readable
+    w.app.post(&rotate, Some(&w.admin.token), json!({})).await.expect(409);
+    assert_eq!(get(&w, &id).await["status"], "ready");
+    assert_eq!(
+        read_credentials(&w, &id, Some(&w.member.token))
+            .await
+            .expect(200)
+            .json()["version"],
+        1
+    );
+
+    // WHEN the runner has done it
+    let (_stop, rx) = watch::channel(false);
+    let result = runner(&w, &[], &[]).run_job(id.parse().unwrap(), rx).await.unwrap();
+    assert_eq!(result, JobResult::Ready);
+
+    // THEN version 2 works, the old password is refused, the database is the same
+    let v2 = read_credentials(&w, &id, Some(&w.member.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(v2["version"], 2);
+    let new = v2["credentials"]["password"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(v2["credentials"]["database"], database.as_str());
+    assert!(psql_as(&user, new, &database).status.success());
+    let refused = psql_as(&user, &old, &database);
+    assert!(!refused.status.success(), "the old password still works");
+    let seen = get(&w, &id).await;
+    assert_eq!(seen["status"], "ready");
+    assert_eq!(seen["credentials"]["version"], 2);
+    assert_eq!(seen["credentials"]["rotating"], false);
+
+    // AND types without a generated password, or requests that are not ready, are 409
+    let pending = submit(&w, "postgres", "not-yet", json!({})).await;
+    w.app
+        .post(
+            &format!("{REQUESTS}/{pending}/credentials/rotate"),
+            Some(&w.member.token),
+            json!({}),
+        )
+        .await
+        .expect(409);
+}
+
+fn open_sealed(identity: &age::x25519::Identity, armored: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let reader = age::armor::ArmoredReader::new(armored.as_bytes());
+    let decryptor = age::Decryptor::new(reader).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| e.to_string())?
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_registered_age_key_credentials_arrive_sealed_to_it() {
+    // GIVEN a ready postgres request, and the requester's own age key
+    let w = world().await;
+    let id = ready_request(&w, "postgres", "sealed-db").await;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+
+    // WHEN bad keys are offered, THEN 422 naming the field
+    for bad in ["age1notakey", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5", ""] {
+        let reply = w
+            .app
+            .put(
+                "/api/v1/users/me/public-key",
+                Some(&w.member.token),
+                json!({ "age_recipient": bad }),
+            )
+            .await
+            .expect(422);
+        assert_eq!(reply.json()["errors"][0]["field"], "age_recipient");
+    }
+
+    // WHEN the requester registers the key
+    let me = w
+        .app
+        .put(
+            "/api/v1/users/me/public-key",
+            Some(&w.member.token),
+            json!({ "age_recipient": recipient }),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(me["age_recipient"], recipient.as_str());
+    let me = w
+        .app
+        .get("/api/v1/auth/me", Some(&w.member.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(me["age_recipient"], recipient.as_str());
+
+    // THEN the credentials come sealed, with no plaintext in the answer
+    let body = read_credentials(&w, &id, Some(&w.member.token))
+        .await
+        .expect(200)
+        .json();
+    let password = secret_output(&w, &id, "password");
+    assert!(body["credentials"].is_null(), "{body}");
+    assert!(!body.to_string().contains(&password));
+    let armored = body["sealed"].as_str().expect("sealed");
+    assert!(armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+
+    // AND they open with the matching identity, and not with another one
+    let opened: Value = serde_json::from_slice(&open_sealed(&identity, armored).unwrap()).unwrap();
+    assert_eq!(opened["password"], password.as_str());
+    assert!(open_sealed(&age::x25519::Identity::generate(), armored).is_err());
+
+    // WHEN the key is removed, THEN plain JSON again
+    w.app
+        .delete("/api/v1/users/me/public-key", Some(&w.member.token))
+        .await
+        .expect(204);
+    let body = read_credentials(&w, &id, Some(&w.member.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(body["credentials"]["password"], password.as_str());
+}
