@@ -5,23 +5,25 @@
 #   1. builds the release binaries (host architecture): the four functions exactly as
 #      `cargo build --release --bin auth --bin teams --bin users --bin docs`, then the
 #      dev server and the bench binaries (infra/bench). target/ is reused: a cold build
-#      takes ~10+ minutes on 2 cores (the release profile is LTO fat).
+#      takes 20-30 minutes on 2 busy cores (the release profile is LTO fat).
 #   2. micro-bench: JWT, argon2id, cursors, serde_dynamo items (before DynamoDB Local
 #      starts, so it has the CPU to itself).
 #   3. DynamoDB Local on a free port (scripts/dynamodb-local.sh), stopped on exit.
 #   4. lambda-bench: each function binary under an emulated Lambda Runtime API, with a
 #      timing proxy in front of DynamoDB Local.
 #   5. load-bench: the dev server (target/release/devserver, started here on a free
-#      port) under 64 concurrent connections.
+#      port): its peak RSS after 250 logins, then 64 concurrent connections.
 #   6. deployment zip sizes from `make build` (target/lambda/*/bootstrap.zip) when they
 #      exist; BENCH_BUILD_ZIPS=1 runs `make build` first (~15 min cold).
 #
 # Knobs (environment): BENCH_INVOCATIONS (1000), BENCH_COLD_STARTS (10),
 # BENCH_SCENARIO_MAX_SECS (180), BENCH_CONNECTIONS (64), BENCH_LOAD_SECS (10),
 # BENCH_LOAD_REQUESTS (20000), BENCH_TEAMS (30), BENCH_MEMBERS (20), BENCH_WARMUP (100),
+# BENCH_LOAD_ROUNDS (3), BENCH_LOGINS (250), BENCH_LOGIN_CONNECTIONS (8),
 # BENCH_ONLY (routes whose key contains this), BENCH_FUNCTION_ENV (extra NAME=value
-# pairs for the function processes, e.g. MALLOC_MMAP_THRESHOLD_=1048576), BENCH_BUILD_ZIPS.
-# The whole output is also written to .local/bench/bench-<UTC time>.txt.
+# pairs for the function processes, e.g. LD_PRELOAD=<an allocator>), BENCH_BUILD_ZIPS.
+# Every section prints `uptime` (the machine's load) before and after it, and its
+# wall time. The whole output is also written to .local/bench/bench-<UTC time>.txt.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,7 +37,22 @@ die() {
     printf 'bench: error: %s\n' "$*" >&2
     exit 1
 }
-section() { printf '\n======== %s ========\n' "$*"; }
+# A section's header, preceded by the end of the previous one: `uptime` before and
+# after each, so that a re-run can be compared under the load it met.
+SECTION=
+SECTION_STARTED=
+section_end() {
+    [[ -n $SECTION ]] || return 0
+    echo "-- end of '$SECTION' after $((SECONDS - SECTION_STARTED)) s; uptime after: $(uptime)"
+    SECTION=
+}
+section() {
+    section_end
+    printf '\n======== %s ========\n' "$*"
+    echo "-- uptime before: $(uptime)"
+    SECTION=$*
+    SECTION_STARTED=$SECONDS
+}
 
 DEVSERVER_PID=
 cleanup() {
@@ -68,14 +85,12 @@ echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1),
 echo "os: $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release | tr -d '"'), kernel $(uname -r), $(uname -m)"
 echo "$(rustc --version); $("$(ddb_java)" -version 2>&1 | head -n 1); DynamoDB Local $(basename "$(ddb_dir)")"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
-echo "load average before the build: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
+echo "other work on the machine skews the figures: compare a re-run under a similar load (uptime, printed per section)"
 
 section "Build (release, $(uname -m))"
 cargo build --release --bin auth --bin teams --bin users --bin docs
 cargo build --release --bin devserver --bin lambda-bench --bin load-bench --bin micro-bench --bin provision-bench
 BIN="$ROOT/target/release"
-
-echo "load average after the build: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 section "Micro-benchmarks"
 timeout 600 "$BIN/micro-bench"
@@ -107,7 +122,7 @@ for ((i = 0; i < 100; i++)); do
 done
 curl -sf --max-time 1 "http://127.0.0.1:$devserver_port/health" >/dev/null ||
     die "the dev server does not answer on port $devserver_port"
-BENCH_DEVSERVER="127.0.0.1:$devserver_port" timeout 600 "$BIN/load-bench"
+BENCH_DEVSERVER="127.0.0.1:$devserver_port" BENCH_DEVSERVER_PID=$DEVSERVER_PID timeout 600 "$BIN/load-bench"
 kill -TERM "$DEVSERVER_PID" 2>/dev/null || true
 wait "$DEVSERVER_PID" 2>/dev/null || true
 DEVSERVER_PID=
@@ -148,6 +163,6 @@ if ((zips == 0)); then
     echo "  no zips under target/lambda/: run 'make build' (arm64, ~15 min cold) or 'BENCH_BUILD_ZIPS=1 make bench'"
 fi
 
+section_end
 echo
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "bench: done; report saved to ${REPORT#"$ROOT"/}"
+echo "bench: done after $SECONDS s; report saved to ${REPORT#"$ROOT"/}"
