@@ -769,7 +769,9 @@ key_id = kms.create_key(Description="ssi credentials (local)")["KeyMetadata"]["A
 iam = session.client("iam", endpoint_url=sys.argv[1])
 iam.create_user(UserName="ssi-api", Path="/ssi/")
 iam.put_user_policy(UserName="ssi-api", PolicyName="decrypt-credentials", PolicyDocument=json.dumps(
-    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_id}]}))
+    # Resource "*": moto checks IAM policies against "*" for KMS, not the key's ARN (in
+    # AWS, template.yaml names the key and requires the request's encryption context).
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}))
 api = iam.create_access_key(UserName="ssi-api")["AccessKey"]
 with open(os.path.join(d, "kms-key-id"), "w") as f:
     f.write(key_id + "\n")
