@@ -3,6 +3,8 @@
 //! serving it on an OS-chosen loopback port — so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod provision;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::{
