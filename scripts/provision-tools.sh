@@ -879,15 +879,16 @@ pt_env() {
 }
 
 # pt_api_env: the environment of the API (dev server) for moto: the credentials KMS
-# key and the ssi-api user, which may only decrypt with it.
+# key, and the ssi-api user's key pair (it may only decrypt with that key) as
+# KMS_ACCESS_KEY_ID / KMS_SECRET_ACCESS_KEY.
 pt_api_env() {
     local mo=${PT_MOTO_PORT:-} dir
     [[ -n $mo ]] || { pt__err "pt_api_env: moto was not started by this shell"; return 1; }
     dir="$PT_ENGINES/moto-$mo"
     export KMS_ENDPOINT="http://127.0.0.1:$mo"
     KMS_KEY_ID=$(pt__secret "$dir/kms-key-id") && export KMS_KEY_ID
-    AWS_ACCESS_KEY_ID=$(pt__secret "$dir/api-access-key-id") && export AWS_ACCESS_KEY_ID
-    AWS_SECRET_ACCESS_KEY=$(pt__secret "$dir/api-secret") && export AWS_SECRET_ACCESS_KEY
+    KMS_ACCESS_KEY_ID=$(pt__secret "$dir/api-access-key-id") && export KMS_ACCESS_KEY_ID
+    KMS_SECRET_ACCESS_KEY=$(pt__secret "$dir/api-secret") && export KMS_SECRET_ACCESS_KEY
 }
 
 # ---------------------------------------------------------------- main

@@ -87,6 +87,9 @@ pt_start_moto "$(pt_free_port)"
 # The engines' admin connections and moto's admin key, as the runner passes them to
 # Terraform; plus where Terraform and its provider mirror are.
 pt_env
+# The test apps open credentials as the API's decrypt-only moto user (as in make run);
+# the runners in the tests seal them with the admin key of AWS_ACCESS_KEY_ID.
+pt_api_env
 export TERRAFORM_BIN="$VENV/bin/terraform" TF_PLUGIN_DIR="$SSI_TF_PLUGIN_DIR" AWS_ENDPOINT_URL="$SSI_AWS_ENDPOINT"
 
 section "cargo test --workspace"

@@ -105,7 +105,13 @@ impl App {
     /// The app with its credentials vault, when the configuration names a KMS key.
     pub async fn with_vault_from_config(mut self) -> Self {
         if let Some(key_id) = &self.config.kms_key_id {
-            let kms = crate::vault::kms_client(&self.config.region, self.config.kms_endpoint.as_deref()).await;
+            let key_pair = self
+                .config
+                .kms_key_pair
+                .as_ref()
+                .map(|(id, secret)| (id.as_str(), secret));
+            let kms =
+                crate::vault::kms_client(&self.config.region, self.config.kms_endpoint.as_deref(), key_pair).await;
             self.vault = Some(crate::vault::Vault::new(kms, key_id.clone()));
         }
         self

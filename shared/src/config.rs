@@ -30,6 +30,10 @@ pub struct Config {
     pub kms_key_id: Option<String>,
     /// Locally, moto's endpoint for KMS (`KMS_ENDPOINT`); unset on AWS.
     pub kms_endpoint: Option<String>,
+    /// Locally, the API's own KMS key pair (`KMS_ACCESS_KEY_ID`,
+    /// `KMS_SECRET_ACCESS_KEY`: moto's decrypt-only user); unset on AWS, where the
+    /// function's role is used.
+    pub kms_key_pair: Option<(String, SecretString)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,7 @@ impl Config {
             access_token_ttl: Duration::from_secs(ttl_minutes * 60),
             kms_key_id: get("KMS_KEY_ID"),
             kms_endpoint: get("KMS_ENDPOINT"),
+            kms_key_pair: get("KMS_ACCESS_KEY_ID").zip(get("KMS_SECRET_ACCESS_KEY").map(SecretString::from)),
         })
     }
 }

@@ -206,14 +206,27 @@ impl Vault {
 }
 
 /// A KMS client: the normal AWS chain, or locally the endpoint in `KMS_ENDPOINT`
-/// (moto) with the credentials of the environment.
-pub async fn kms_client(region: &str, endpoint: Option<&str>) -> aws_sdk_kms::Client {
+/// (moto), with `static_key` (key id, secret) when given instead of the chain.
+pub async fn kms_client(
+    region: &str,
+    endpoint: Option<&str>,
+    static_key: Option<(&str, &secrecy::SecretString)>,
+) -> aws_sdk_kms::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
         .timeout_config(crate::app::timeout_config())
         .retry_config(crate::app::retry_config());
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
+    }
+    if let Some((id, secret)) = static_key {
+        loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
+            id,
+            secret.expose_secret(),
+            None,
+            None,
+            "static",
+        ));
     }
     aws_sdk_kms::Client::new(&loader.load().await)
 }

@@ -849,7 +849,19 @@ async fn a_ciphertext_under_another_encryption_context_does_not_decrypt() {
         .as_object()
         .unwrap()
         .clone();
-    let sealed = vault
+    // The API's own user may not seal (make data keys); the runner's may.
+    let denied = vault
+        .seal(
+            request,
+            team,
+            1,
+            "2026-01-01T00:00:00.000000Z",
+            &shared::vault::OpenCredentials::new(fields.clone()),
+        )
+        .await;
+    assert!(matches!(denied, Err(shared::vault::VaultError::Kms(_))), "{denied:?}");
+    let sealed = w
+        .sealer
         .seal(
             request,
             team,

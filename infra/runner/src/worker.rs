@@ -72,7 +72,7 @@ impl Runner {
     pub async fn from_config(cfg: RunnerConfig) -> Self {
         let sdk = shared::app::sdk_config(&cfg.region, cfg.dynamodb_endpoint.as_deref()).await;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), cfg.table_name.clone());
-        let kms = shared::vault::kms_client(&cfg.region, cfg.kms_endpoint.as_deref()).await;
+        let kms = shared::vault::kms_client(&cfg.region, cfg.kms_endpoint.as_deref(), None).await;
         let vault = Vault::new(kms, cfg.kms_key_id.clone());
         Self::new(cfg, store, vault)
     }

@@ -97,7 +97,8 @@ pub fn test_config_at(table: &str, audience: &str, endpoint: &str) -> Config {
         "JWT_SECRET" => Some("test-only-key-0123456789abcdef-0123456789abcdef".into()),
         "JWT_AUDIENCE" => Some(audience.clone()),
         // The credentials key in moto, when `make test` started it.
-        "KMS_KEY_ID" | "KMS_ENDPOINT" => std::env::var(k).ok(),
+        // With the API's own decrypt-only user (KMS_ACCESS_KEY_ID, …), as in `make run`.
+        "KMS_KEY_ID" | "KMS_ENDPOINT" | "KMS_ACCESS_KEY_ID" | "KMS_SECRET_ACCESS_KEY" => std::env::var(k).ok(),
         _ => None,
     })
     .expect("test config")

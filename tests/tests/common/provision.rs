@@ -37,6 +37,9 @@ pub struct World {
     pub member: TestUser,
     pub team: String,
     pub root: PathBuf,
+    /// The runners' vault: the admin key pair of the environment, which may make data
+    /// keys (the app's own vault may only decrypt, as the API's role in AWS).
+    pub sealer: shared::vault::Vault,
 }
 
 impl Drop for World {
@@ -55,12 +58,15 @@ pub async fn world() -> World {
     app.add_member(&admin, &team, &member).await.expect(200);
     let root = std::env::temp_dir().join(format!("ssi-provisioning-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&root).expect("test directory");
+    let kms = shared::vault::kms_client("us-east-1", std::env::var("KMS_ENDPOINT").ok().as_deref(), None).await;
+    let sealer = shared::vault::Vault::new(kms, required_env("KMS_KEY_ID"));
     World {
         app,
         admin,
         member,
         team,
         root,
+        sealer,
     }
 }
 
@@ -109,8 +115,7 @@ pub fn runner(w: &World, overrides: &[(&str, &str)], tf_overrides: &[(&str, &str
     for (k, v) in tf_overrides {
         cfg.terraform_env.insert(k.to_string(), v.to_string());
     }
-    let vault = w.app.app.vault.clone().expect("the test app has a vault (KMS_KEY_ID)");
-    Runner::new(cfg, w.app.app.store.clone(), vault)
+    Runner::new(cfg, w.app.app.store.clone(), w.sealer.clone())
 }
 
 /// A worker loop running in the background until stopped (or dropped).
