@@ -5,10 +5,10 @@ use crate::{
     config::RunnerConfig,
     secrets::{self, Redactor},
     terraform::{self, CommandRun, GRACE},
+    worker::now,
 };
 use serde_json::{Map, Value};
 use shared::{
-    clock::format_timestamp,
     model::JobLog,
     store::{ClaimedJob, Store},
     vault::OpenCredentials,
@@ -33,10 +33,6 @@ pub enum Execution {
     /// Stopped because the lease was lost or the runner is stopping: another run will
     /// pick the job up, so nothing is recorded as its outcome.
     Cancelled,
-}
-
-fn now() -> String {
-    format_timestamp(time::OffsetDateTime::now_utc())
 }
 
 fn short(text: &str) -> String {

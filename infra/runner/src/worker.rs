@@ -41,7 +41,8 @@ fn timestamp_in(d: Duration) -> String {
     format_timestamp(time::OffsetDateTime::now_utc() + d)
 }
 
-fn now() -> String {
+/// The current time, as stored timestamps are written.
+pub(crate) fn now() -> String {
     timestamp_in(Duration::ZERO)
 }
 

@@ -31,6 +31,19 @@ pub(crate) fn job_item(job: &ProvisioningJob) -> Result<Item, StoreError> {
     stored.to_item()
 }
 
+/// The request's provisioning block as a run of `job` ends at `now` (one is made
+/// when the request never had a claim).
+fn ended_provisioning(request: &ResourceRequest, job: &ProvisioningJob, now: &str) -> ProvisioningInfo {
+    let mut info = request.provisioning.clone().unwrap_or(ProvisioningInfo {
+        attempt: job.attempts,
+        started_at: now.to_string(),
+        finished_at: None,
+        error: None,
+    });
+    info.finished_at = Some(now.to_string());
+    info
+}
+
 fn credentials_item(sealed: &SealedCredentials) -> Result<Item, StoreError> {
     Stored::new(keys::CREDENTIALS, keys::credentials(sealed.request_id), sealed).to_item()
 }
@@ -282,13 +295,7 @@ impl Store {
         now: &str,
     ) -> Result<bool, StoreError> {
         let ClaimedJob { job, request } = claimed;
-        let mut info = request.provisioning.clone().unwrap_or(ProvisioningInfo {
-            attempt: job.attempts,
-            started_at: now.to_string(),
-            finished_at: None,
-            error: None,
-        });
-        info.finished_at = Some(now.to_string());
+        let mut info = ended_provisioning(request, job, now);
         // A rotation leaves the request `ready` whatever happens.
         let rotating = job.operation == JobOperation::Rotate;
         let (job_status, request_status, error) = match outcome {
@@ -506,13 +513,7 @@ impl Store {
                     at: now.to_string(),
                     comment: Some(reason.to_string()),
                 };
-                let mut info = request.provisioning.clone().unwrap_or(ProvisioningInfo {
-                    attempt: job.attempts,
-                    started_at: now.to_string(),
-                    finished_at: None,
-                    error: None,
-                });
-                info.finished_at = Some(now.to_string());
+                let mut info = ended_provisioning(&request, job, now);
                 info.error = Some(reason.to_string());
                 let (gsi1pk, _) =
                     keys::requests_by_status(RequestStatus::Failed.as_str(), &request.created_at, request.id);
