@@ -28,7 +28,16 @@ pub struct ResourceType {
     /// JSON Schema of the `parameters` of a request for this type.
     #[schema(value_type = Object)]
     pub parameters: Value,
+    /// The longest a resource of this type lives (sandbox types): a request's
+    /// `expires_at` defaults to it and may be at most this many days ahead, also when
+    /// extended. Absent: resources live until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub max_lifetime_days: Option<u32>,
 }
+
+/// The longest `max_lifetime_days` a catalog file may set (ten years).
+pub const MAX_LIFETIME_DAYS: u32 = 3650;
 
 const PARAMETER_TYPES: &[&str] = &["string", "integer", "number", "boolean"];
 const PARAMETER_KEYWORDS: &[&str] = &[
@@ -47,20 +56,31 @@ const PARAMETER_KEYWORDS: &[&str] = &[
 pub fn load() -> Result<Vec<ResourceType>, String> {
     let mut types: Vec<ResourceType> = Vec::new();
     for (file, text) in files::FILES {
-        let rt: ResourceType = serde_json::from_str(text).map_err(|e| format!("{file}: {e}"))?;
-        if format!("{}.json", rt.id) != *file {
-            return Err(format!("{file}: id `{}` does not match the file name", rt.id));
-        }
-        if !is_dns_label(&rt.id.replace('_', "-")) {
-            return Err(format!("{file}: id must be lower-case letters, digits and `_`"));
-        }
-        check_schema(&rt.parameters).map_err(|e| format!("{file}: {e}"))?;
-        types.push(rt);
+        types.push(parse_file(file, text)?);
     }
     if types.is_empty() {
         return Err("the catalog is empty".into());
     }
     Ok(types)
+}
+
+/// One catalog file, parsed and checked.
+fn parse_file(file: &str, text: &str) -> Result<ResourceType, String> {
+    let rt: ResourceType = serde_json::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+    if format!("{}.json", rt.id) != file {
+        return Err(format!("{file}: id `{}` does not match the file name", rt.id));
+    }
+    if !is_dns_label(&rt.id.replace('_', "-")) {
+        return Err(format!("{file}: id must be lower-case letters, digits and `_`"));
+    }
+    check_schema(&rt.parameters).map_err(|e| format!("{file}: {e}"))?;
+    if rt
+        .max_lifetime_days
+        .is_some_and(|d| !(1..=MAX_LIFETIME_DAYS).contains(&d))
+    {
+        return Err(format!("{file}: max_lifetime_days must be 1 to {MAX_LIFETIME_DAYS}"));
+    }
+    Ok(rt)
 }
 
 /// The catalog (checked at first use; `load` is tested, so this cannot fail in a build
@@ -243,6 +263,28 @@ mod tests {
         for required in ["postgres", "mysql", "redis", "s3_bucket", "sqs_queue", "k8s_namespace"] {
             assert!(ids.contains(&required), "{required} missing from the catalog");
         }
+    }
+
+    #[test]
+    fn a_maximum_lifetime_is_within_bounds() {
+        let file = |days: &str| {
+            format!(
+                r#"{{"id": "t", "name": "T", "description": "d", "max_lifetime_days": {days},
+                "parameters": {{"type": "object", "additionalProperties": false, "properties": {{}}}}}}"#
+            )
+        };
+        assert_eq!(parse_file("t.json", &file("30")).unwrap().max_lifetime_days, Some(30));
+        for bad in ["0", "3651"] {
+            assert!(
+                parse_file("t.json", &file(bad))
+                    .unwrap_err()
+                    .contains("max_lifetime_days"),
+                "{bad}"
+            );
+        }
+        assert!(parse_file("t.json", &file("-1")).is_err());
+        assert_eq!(find("k8s_namespace").unwrap().max_lifetime_days, Some(30));
+        assert_eq!(find("postgres").unwrap().max_lifetime_days, None);
     }
 
     #[test]

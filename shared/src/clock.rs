@@ -43,10 +43,25 @@ pub fn format_timestamp(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".into())
 }
 
+/// Parses an RFC 3339 timestamp (any offset), as clients send them.
+pub fn parse_timestamp(raw: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn parsed_timestamps_round_trip_through_the_stored_format() {
+        let t = parse_timestamp("2027-01-31T01:00:00+01:00").unwrap();
+        assert_eq!(format_timestamp(t), "2027-01-31T00:00:00.000000Z");
+        assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t));
+        for bad in ["", "2027-01-31", "tomorrow", "2027-13-01T00:00:00Z"] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn timestamps_have_fixed_width_and_sort_as_strings() {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cursor;
 pub mod domain;
 pub mod error;
+pub mod expiry;
 pub mod http;
 pub mod logging;
 pub mod model;

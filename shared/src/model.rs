@@ -222,16 +222,27 @@ pub struct Transition {
     pub comment: Option<String>,
 }
 
-/// Where provisioning of a request stands (set once the runner has claimed its job).
+/// Where provisioning (or, once deletion has started, the destroy) of a request
+/// stands: set once the runner has claimed its job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ProvisioningInfo {
-    /// 1 for the first run, counting every run since approval or the last retry.
+    /// `apply` while the resource is being created, `destroy` once it is being deleted.
+    #[serde(default)]
+    pub operation: JobOperation,
+    /// 1 for the first run, counting every run since approval, deletion or the last retry.
     pub attempt: u32,
     pub started_at: String,
     /// When the last run ended (`null` while one is going on).
     pub finished_at: Option<String>,
     /// A short summary of why the last run failed; never holds a secret.
     pub error: Option<String>,
+    /// When the failed run is tried again (back-off); `null` when none is scheduled.
+    #[serde(default)]
+    pub next_attempt_at: Option<String>,
+    /// The runs failed and no more are scheduled: an admin's retry is needed (for a
+    /// deletion, the request stays `deleting` until one succeeds).
+    #[serde(default)]
+    pub gave_up: bool,
 }
 
 /// That a request has credentials, and which version: never their value (admins see
@@ -275,19 +286,36 @@ pub struct ResourceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub outputs: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Present once the request has credentials (`GET /requests/{id}/credentials`).
+    /// Present once the request has credentials (`GET /requests/{id}/credentials`);
+    /// removed, with the credentials themselves, when the request is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsInfo>,
+    /// When the resource is deleted by itself (by the system); `null`: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// What a provisioning job does with the request's Terraform state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobOperation {
     /// Create or converge the resource (`terraform apply`).
+    #[default]
     Apply,
     /// Apply again with newly generated secrets; the request stays `ready`.
     Rotate,
+    /// Remove the resource (`terraform apply -destroy`); the request becomes `deleted`.
+    Destroy,
+}
+
+impl JobOperation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Rotate => "rotate",
+            Self::Destroy => "destroy",
+        }
+    }
 }
 
 /// Where a job is: `queued` (waiting for `due_at`), `running` (claimed; the lease ends
@@ -323,8 +351,12 @@ pub struct ProvisioningJob {
     pub parameters: serde_json::Value,
     pub operation: JobOperation,
     pub status: JobStatus,
-    /// Runs started since the job was (re)queued by an approval or a retry.
+    /// Runs started since the job was (re)queued by an approval, a rotation, a
+    /// deletion or a retry.
     pub attempts: u32,
+    /// Runs started over the job's whole life (never reset): numbers the logs.
+    #[serde(default)]
+    pub runs: u32,
     pub created_at: String,
     /// When the job next needs attention: a queued job may run from then on; a running
     /// job's lease expires then, and another runner may take it over.
@@ -349,6 +381,7 @@ impl ProvisioningJob {
             operation,
             status: JobStatus::Queued,
             attempts: 0,
+            runs: 0,
             created_at: now.to_string(),
             due_at: now.to_string(),
             lease_owner: None,
@@ -361,6 +394,12 @@ impl ProvisioningJob {
 /// recorded it: already redacted (no generated secret, no sensitive output value).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct JobLog {
+    /// The job's run this command belongs to, counted over the request's whole life.
+    #[serde(default)]
+    pub run: u32,
+    #[serde(default)]
+    pub operation: JobOperation,
+    /// The attempt of that run's operation (1 = first try since it was queued).
     pub attempt: u32,
     /// The command's place in the attempt (0 = init, then plan, apply, output).
     pub seq: u32,

@@ -80,6 +80,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("requests", "POST", "/api/v1/requests/{id}/approve", Admin),
     route("requests", "POST", "/api/v1/requests/{id}/reject", Admin),
     route("requests", "POST", "/api/v1/requests/{id}/retry", Admin),
+    route("requests", "POST", "/api/v1/requests/{id}/delete", User),
+    route("requests", "POST", "/api/v1/requests/{id}/extend", User),
     route("requests", "GET", "/api/v1/requests/{id}/logs", Admin).with_query(PAGE),
     route("requests", "GET", "/api/v1/requests/{id}/credentials", User),
     route("requests", "POST", "/api/v1/requests/{id}/credentials/rotate", User),

@@ -70,7 +70,8 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         "DELETE /api/v1/users/{id}" => [401, 403, 403, 204],
         "POST /api/v1/teams" => [401, 403, 403, 201],
         "GET /api/v1/teams" | "GET /api/v1/teams/{id}" | "PUT /api/v1/teams/{id}" => [401, 403, 403, 200],
-        "DELETE /api/v1/teams/{id}" => [401, 403, 403, 204],
+        // The team has the member's pending request: it cannot be deleted yet.
+        "DELETE /api/v1/teams/{id}" => [401, 403, 403, 409],
         "POST /api/v1/teams/{id}/members" => [401, 403, 403, 200],
         "DELETE /api/v1/teams/{id}/members/{user_id}" => [401, 403, 403, 204],
         "GET /api/v1/resource-types" | "GET /api/v1/requests" => [401, 200, 200, 200],
@@ -90,6 +91,10 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         "GET /api/v1/requests/{id}/credentials" => [401, 409, 404, 404],
         // Pending, and an s3_bucket: nothing to rotate (the admin may see it, so 409).
         "POST /api/v1/requests/{id}/credentials/rotate" => [401, 409, 404, 409],
+        // The member's request is pending: there is nothing to delete yet.
+        "POST /api/v1/requests/{id}/delete" => [401, 409, 404, 409],
+        // The requester and admins extend (each round asks for a later expiry).
+        "POST /api/v1/requests/{id}/extend" => [401, 200, 404, 200],
         "PUT /api/v1/users/me/public-key" => [401, 200, 200, 200],
         "DELETE /api/v1/users/me/public-key" => [401, 204, 204, 204],
         _ => return None,
@@ -127,6 +132,10 @@ fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Va
             "resource_type": "postgres", "name": format!("db-{round}"), "justification": "orders service"
         })),
         "POST /api/v1/requests/{id}/reject" => Some(json!({ "reason": "use the shared bucket" })),
+        "POST /api/v1/requests/{id}/extend" => {
+            let at = time::OffsetDateTime::now_utc() + time::Duration::days(1 + round as i64);
+            Some(json!({ "expires_at": shared::clock::format_timestamp(at) }))
+        }
         _ => None,
     };
     (concrete, body)

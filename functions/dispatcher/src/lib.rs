@@ -1,8 +1,9 @@
 //! The provisioning dispatcher (AWS only). Two kinds of event reach it:
 //! - DynamoDB stream records of job items that became `queued` (filtered in
 //!   `template.yaml`): each due job gets a runner build (`ssi-runner run-job`);
-//! - a schedule (every minute): jobs whose dispatch was lost, whose retry time has
-//!   come, or whose runner died (lease expired) are dispatched again.
+//! - a schedule (every minute): expired resources start their deletion
+//!   ([`shared::expiry`]); jobs whose dispatch was lost, whose retry time has come, or
+//!   whose runner died (lease expired) are dispatched again.
 //!
 //! Dispatching twice is harmless: the runner's claim is a conditional write, so a
 //! second build finds the job taken and exits. Locally the worker loop of
@@ -97,13 +98,15 @@ pub async fn on_stream(records: &[Value], starter: &impl BuildStarter, now: &str
     json!({ "batchItemFailures": failures })
 }
 
-/// The schedule's sweep: dispatches every job that needs a runner and has not had one
-/// for [`REDISPATCH_AFTER`].
+/// The schedule's sweep: starts the deletion of expired resources (their destroy jobs
+/// reach the stream like any queued job), then dispatches every job that needs a
+/// runner and has not had one for [`REDISPATCH_AFTER`].
 pub async fn sweep(
     store: &Store,
     starter: &impl BuildStarter,
     now: time::OffsetDateTime,
 ) -> Result<Value, shared::store::StoreError> {
+    let expired = shared::expiry::sweep(store, &format_timestamp(now)).await?;
     let before = format_timestamp(now - REDISPATCH_AFTER);
     let due = store.due_jobs(&before, 100).await?;
     let mut started = 0;
@@ -113,8 +116,19 @@ pub async fn sweep(
             Err(e) => tracing::warn!(request_id = %id, error = %e, "re-dispatch failed"),
         }
     }
-    tracing::info!(due = due.len(), started, "sweep done");
-    Ok(json!({ "due": due.len(), "started": started }))
+    tracing::info!(
+        due = due.len(),
+        started,
+        expired = expired.deleting.len(),
+        cancelled = expired.cancelled.len(),
+        "sweep done"
+    );
+    Ok(json!({
+        "due": due.len(),
+        "started": started,
+        "expired": expired.deleting.len(),
+        "cancelled": expired.cancelled.len(),
+    }))
 }
 
 /// One invocation: stream records, or the schedule.

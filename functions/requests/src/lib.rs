@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     catalog::{self, ResourceType},
     clock::format_timestamp,
-    domain::{lifecycle, Actor},
+    domain::{lifecycle, lifetime, Actor},
     error::{ApiError, FieldError, Problem},
     http::{self, PageQuery, PageRequest},
     model::{JobLog, Page, RequestStatus, ResourceRequest, Transition, User},
@@ -31,6 +31,8 @@ pub const MAX_TEXT_CHARS: usize = 2000;
         approve,
         reject,
         retry,
+        delete_request,
+        extend,
         logs,
         credentials,
         rotate_credentials
@@ -49,6 +51,8 @@ pub fn router() -> Router {
         .route("POST /api/v1/requests/{id}/approve", approve)
         .route("POST /api/v1/requests/{id}/reject", reject)
         .route("POST /api/v1/requests/{id}/retry", retry)
+        .route("POST /api/v1/requests/{id}/delete", delete_request)
+        .route("POST /api/v1/requests/{id}/extend", extend)
         .route("GET /api/v1/requests/{id}/logs", logs)
         .route("GET /api/v1/requests/{id}/credentials", credentials)
         .route("POST /api/v1/requests/{id}/credentials/rotate", rotate_credentials)
@@ -82,6 +86,10 @@ struct NewRequest {
     /// tab and line breaks).
     #[schema(min_length = 1, max_length = 2000)]
     justification: String,
+    /// When the resource is deleted by itself (RFC 3339). At most the type's
+    /// `max_lifetime_days` ahead; for such a type it defaults to that maximum.
+    #[schema(example = "2027-01-31T00:00:00Z")]
+    expires_at: Option<String>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -133,10 +141,24 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
         ));
     }
     let justification = required_text("justification", &input.justification, &mut errors);
+    let now_at = ctx.app.clock.now();
+    let expires_at = match input.expires_at.as_deref().map(parse_time).transpose() {
+        Ok(asked) => {
+            let max_days = catalog::find(&input.resource_type).and_then(|rt| rt.max_lifetime_days);
+            lifetime::initial_expiry(asked, max_days, now_at)
+                .map_err(|e| errors.push(FieldError::new("expires_at", e.to_string())))
+                .ok()
+                .flatten()
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
     let Some(parameters) = parameters.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = format_timestamp(now_at);
     let request = ResourceRequest {
         id: Uuid::new_v4(),
         team_id,
@@ -158,10 +180,17 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
         provisioning: None,
         outputs: None,
         credentials: None,
+        expires_at: expires_at.map(format_timestamp),
     };
     ctx.app.store.create_request(&request).await?;
     tracing::info!(request_id = %request.id, team_id = %team_id, resource_type = %request.resource_type, "request submitted");
     http::created(&request)
+}
+
+/// An RFC 3339 timestamp from the body (`expires_at`).
+fn parse_time(raw: &str) -> Result<time::OffsetDateTime, FieldError> {
+    shared::clock::parse_timestamp(raw)
+        .ok_or_else(|| FieldError::new("expires_at", "must be an RFC 3339 timestamp, e.g. 2027-01-31T00:00:00Z"))
 }
 
 /// Filters of the request list.
@@ -365,16 +394,102 @@ async fn reject(ctx: Ctx) -> HandlerResult {
     move_to(&ctx, &request, RequestStatus::Rejected, Some(reason)).await
 }
 
-/// Provision a failed request again (admins): the job is queued anew with its attempts
-/// counted from zero, and the runner applies the same Terraform state again.
+/// Run a failed request's provisioning again, or a deletion that failed (admins).
+/// A failed request becomes `provisioning`: its job is queued anew with its attempts
+/// counted from zero, and the runner applies the same Terraform state again. A
+/// `deleting` request whose destroy gave up (or waits for its back-off) runs its
+/// destroy again at once and stays `deleting`; the retry is in its history.
 #[utoipa::path(post, path = "/api/v1/requests/{id}/retry", tag = "requests", request_body(content = Comment, description = "Optional"),
-    responses((status = 200, description = "The request, provisioning again", body = ResourceRequest),
-              (status = 409, description = "The request is not failed", body = Problem)))]
+    responses((status = 200, description = "The request, provisioning or deleting again", body = ResourceRequest),
+              (status = 409, description = "The request is neither failed nor deleting, or its destroy is running", body = Problem)))]
 async fn retry(ctx: Ctx) -> HandlerResult {
     let input: Comment = http::optional_json_body(&ctx.req)?;
     let comment = optional_comment(input.comment)?;
     let request = visible_request(&ctx).await?;
-    move_to(&ctx, &request, RequestStatus::Provisioning, comment).await
+    let caller = ctx.caller()?;
+    let now = format_timestamp(ctx.app.clock.now());
+    let planned = lifecycle::plan_retry(&request, Actor::User(caller.id), comment, &now)?;
+    let updated = ctx.app.store.apply_transition(&request, &planned).await?;
+    tracing::info!(request_id = %request.id, to = planned.to.as_str(), by = %caller.id, "request retried");
+    http::ok(&updated)
+}
+
+/// Delete a ready or failed resource: its requester, a member of its team, or an
+/// admin. The request becomes `deleting` and the runner destroys its resources
+/// (`terraform apply -destroy`); then it is `deleted`, its credentials are destroyed
+/// and its name is free again. A destroy that fails is retried with back-off and the
+/// request stays `deleting`, the error in `provisioning.error`.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/delete", tag = "requests", request_body(content = Comment, description = "Optional"),
+    responses((status = 202, description = "Deletion queued: the request, now deleting", body = ResourceRequest),
+              (status = 409, description = "The request is not ready or failed (also a second delete), or a rotation is under way", body = Problem)))]
+async fn delete_request(ctx: Ctx) -> HandlerResult {
+    let input: Comment = http::optional_json_body(&ctx.req)?;
+    let comment = optional_comment(input.comment)?;
+    let request = visible_request(&ctx).await?;
+    if !lifecycle::can_delete(request.status) {
+        return Err(ApiError::Conflict(format!(
+            "only ready or failed requests can be deleted; it is {}",
+            request.status.as_str()
+        )));
+    }
+    let caller = ctx.caller()?;
+    let now = format_timestamp(ctx.app.clock.now());
+    let planned = lifecycle::plan_transition(&request, RequestStatus::Deleting, Actor::User(caller.id), comment, &now)?;
+    let updated = ctx.app.store.apply_transition(&request, &planned).await?;
+    tracing::info!(request_id = %request.id, by = %caller.id, "request deletion queued");
+    http::json(lambda_http::http::StatusCode::ACCEPTED, &updated)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Extension {
+    /// The new expiry (RFC 3339): later than the current one, and at most the type's
+    /// `max_lifetime_days` from now.
+    #[schema(example = "2027-01-31T00:00:00Z")]
+    expires_at: String,
+}
+
+/// Move a request's expiry later: its requester or an admin. The step is recorded in
+/// the history.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/extend", tag = "requests", request_body = Extension,
+    responses((status = 200, description = "The request with its new expiry", body = ResourceRequest),
+              (status = 403, description = "Only the requester or an admin may extend", body = Problem),
+              (status = 409, description = "The request is being deleted or is closed", body = Problem),
+              (status = 422, description = "Not later than the current expiry, in the past, or beyond the type's maximum", body = Problem)))]
+async fn extend(ctx: Ctx) -> HandlerResult {
+    let input: Extension = http::json_body(&ctx.req)?;
+    let asked = parse_time(&input.expires_at).map_err(|e| ApiError::Validation(vec![e]))?;
+    let request = visible_request(&ctx).await?;
+    let caller = ctx.caller()?;
+    if !(caller.is_admin || request.requester_id == caller.id) {
+        return Err(ApiError::Forbidden);
+    }
+    let now = ctx.app.clock.now();
+    let current = request
+        .expires_at
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .map_err(|_| ApiError::internal(std::io::Error::other("a stored expiry is not a timestamp")))?;
+    let max_days = catalog::find(&request.resource_type).and_then(|rt| rt.max_lifetime_days);
+    let at = lifetime::extended_expiry(request.status, current, asked, max_days, now).map_err(|e| {
+        if e.is_state() {
+            ApiError::Conflict(e.to_string())
+        } else {
+            ApiError::validation("expires_at", e.to_string())
+        }
+    })?;
+    let at = format_timestamp(at);
+    let step = Transition {
+        from: Some(request.status),
+        to: request.status,
+        by: Actor::User(caller.id),
+        at: format_timestamp(now),
+        comment: Some(format!("expiry moved to {at}")),
+    };
+    let updated = ctx.app.store.extend_expiry(&request, &at, &step).await?;
+    tracing::info!(request_id = %request.id, by = %caller.id, expires_at = %at, "request expiry extended");
+    http::ok(&updated)
 }
 
 /// The Terraform output of every provisioning attempt (admins): init, plan, apply and

@@ -4,12 +4,14 @@ use serde::Deserialize;
 use shared::{
     auth::{email, password, Attempt},
     clock::format_timestamp,
+    domain::{lifecycle, Actor},
     error::ApiError,
     error::Problem,
     http::PageQuery,
     http::{self, PageRequest},
-    model::{Page, TeamView, UserSummary, UserView},
+    model::{Page, RequestStatus, ResourceRequest, TeamView, UserSummary, UserView},
     router::{Ctx, HandlerResult, Router},
+    store::StoreError,
 };
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -242,13 +244,44 @@ async fn update_user(ctx: Ctx) -> HandlerResult {
     http::ok(&UserView::from(&user))
 }
 
-/// Delete a user, with their membership; their tokens stop working.
+/// Delete a user, with their membership; their tokens stop working. Their pending
+/// requests are cancelled in the same operation; everything else they asked for stays
+/// with their team, visible to it.
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
     responses((status = 204, description = "Deleted"),
-              (status = 409, description = "The last admin cannot be deleted", body = Problem)))]
+              (status = 409, description = "The last admin cannot be deleted, or the user has more pending requests than one deletion cancels", body = Problem)))]
 async fn delete_user(ctx: Ctx) -> HandlerResult {
     let id = user_id(&ctx)?;
-    ctx.app.store.delete_user(id).await?;
-    tracing::info!(user_id = %id, by = %ctx.caller()?.id, "user deleted");
+    let caller = ctx.caller()?;
+    let store = &ctx.app.store;
+    let now = format_timestamp(ctx.app.clock.now());
+    let plan = |request: &ResourceRequest| {
+        lifecycle::plan_transition(
+            request,
+            RequestStatus::Cancelled,
+            Actor::User(caller.id),
+            Some(REQUESTER_DELETED.into()),
+            &now,
+        )
+    };
+    let cancellations = store
+        .pending_requests_of(id)
+        .await?
+        .into_iter()
+        .map(|r| plan(&r).map(|p| (r, p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    store.delete_user(id, &cancellations).await?;
+    // A request the user made while this ran is cancelled now (no more can come:
+    // making one checks the user item, which is gone).
+    for late in store.pending_requests_of(id).await? {
+        match store.apply_transition(&late, &plan(&late)?).await {
+            Ok(_) | Err(StoreError::StatusChanged { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(user_id = %id, by = %caller.id, cancelled = cancellations.len(), "user deleted");
     http::no_content()
 }
+
+/// The history comment of a request cancelled because its requester was deleted.
+pub const REQUESTER_DELETED: &str = "cancelled: the requester's account was deleted";

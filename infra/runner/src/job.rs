@@ -1,5 +1,6 @@
 //! One run of a claimed job: render the working directory, then `init`, `plan -out`,
-//! `apply` of that plan and `output -json`, each logged (redacted) as it ends.
+//! `apply` of that plan and `output -json`, each logged (redacted) as it ends. A
+//! destroy plans with `-destroy` and has no outputs to read.
 
 use crate::{
     config::RunnerConfig,
@@ -9,7 +10,7 @@ use crate::{
 };
 use serde_json::{Map, Value};
 use shared::{
-    model::JobLog,
+    model::{JobLog, JobOperation},
     store::{ClaimedJob, Store},
     vault::OpenCredentials,
 };
@@ -28,6 +29,8 @@ pub enum Execution {
         outputs: Map<String, Value>,
         credentials: OpenCredentials,
     },
+    /// Destroyed: the state holds nothing any more.
+    Destroyed,
     /// Failed, with a short summary that holds no secret.
     Failed(String),
     /// Stopped because the lease was lost or the runner is stopping: another run will
@@ -122,6 +125,8 @@ impl Step<'_> {
             redactor.redact(&run.combined())
         };
         let log = JobLog {
+            run: self.claimed.job.runs,
+            operation: self.claimed.job.operation,
             attempt: self.claimed.job.attempts,
             seq: self.seq,
             phase: phase.to_string(),
@@ -202,12 +207,14 @@ pub async fn execute(
         seq: 0,
     };
     let timeout_secs = cfg.command_timeout.as_secs();
+    let destroy = job.operation == JobOperation::Destroy;
+    let mut plan = vec!["plan", "-input=false", "-no-color", "-lock-timeout=30s", "-out=tfplan"];
+    if destroy {
+        plan.push("-destroy");
+    }
     let phases: [(&str, Vec<&str>); 3] = [
         ("init", vec!["init", "-input=false", "-no-color", &plugin_arg]),
-        (
-            "plan",
-            vec!["plan", "-input=false", "-no-color", "-lock-timeout=30s", "-out=tfplan"],
-        ),
+        ("plan", plan),
         (
             "apply",
             vec!["apply", "-input=false", "-no-color", "-lock-timeout=30s", "tfplan"],
@@ -224,6 +231,9 @@ pub async fn execute(
         if !run.succeeded() {
             return Execution::Failed(failure(phase, &run, timeout_secs, &redactor));
         }
+    }
+    if destroy {
+        return Execution::Destroyed;
     }
     let run = match step.run("output", &["output", "-json", "-no-color"], &redactor).await {
         Ok(run) => run,

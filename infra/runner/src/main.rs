@@ -57,7 +57,10 @@ async fn main() -> ExitCode {
                 Ok(result) => {
                     println!("ssi-runner: {id}: {result:?}");
                     match result {
-                        JobResult::Ready | JobResult::NotAvailable | JobResult::RetryScheduled(_) => ExitCode::SUCCESS,
+                        JobResult::Ready
+                        | JobResult::Deleted
+                        | JobResult::NotAvailable
+                        | JobResult::RetryScheduled(_) => ExitCode::SUCCESS,
                         _ => ExitCode::FAILURE,
                     }
                 }

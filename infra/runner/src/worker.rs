@@ -22,6 +22,8 @@ pub enum JobResult {
     /// Not due, finished, or held by another runner.
     NotAvailable,
     Ready,
+    /// Destroyed; the request is `deleted`.
+    Deleted,
     /// It failed and will run again at the given time.
     RetryScheduled(String),
     /// It failed and was given up; the request is `failed`.
@@ -106,8 +108,9 @@ impl Runner {
             }
             Claim::RequestNotRunnable(job, status) => {
                 let why = format!(
-                    "the request is {}; only approved requests are provisioned",
-                    status.map_or("gone", |s| s.as_str())
+                    "the request is {}; a {} job does not run for it",
+                    status.map_or("gone", |s| s.as_str()),
+                    job.operation.as_str()
                 );
                 self.store.abandon_job(&job, &why, &now()).await?;
                 tracing::warn!(%request_id, "job abandoned: request not runnable");
@@ -152,6 +155,7 @@ impl Runner {
                     }
                 }
             }
+            Execution::Destroyed => RunOutcome::Destroyed,
             Execution::Failed(error) => {
                 let retry_at = (claimed.job.attempts < self.cfg.max_attempts)
                     .then(|| timestamp_in(self.backoff(claimed.job.attempts)));
@@ -191,6 +195,7 @@ impl Runner {
         }
         let result = match outcome {
             RunOutcome::Succeeded { .. } => JobResult::Ready,
+            RunOutcome::Destroyed => JobResult::Deleted,
             RunOutcome::Failed {
                 error,
                 retry_at: Some(at),
@@ -218,6 +223,19 @@ impl Runner {
             }
             if *stop.borrow() {
                 break;
+            }
+            // Expired resources start their deletion here (in AWS: the dispatcher's
+            // schedule); their destroy jobs are then due like any other.
+            match shared::expiry::sweep(&self.store, &now()).await {
+                Ok(sweep) if !sweep.deleting.is_empty() || !sweep.cancelled.is_empty() => {
+                    tracing::info!(
+                        deleting = sweep.deleting.len(),
+                        cancelled = sweep.cancelled.len(),
+                        "expiry sweep"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not sweep expired requests"),
             }
             let free = self.cfg.concurrency.saturating_sub(running.len());
             if free > 0 {

@@ -2,16 +2,18 @@
 //!
 //! ```text
 //! pending ──> approved ──> provisioning ──> ready ──> deleting ──> deleted
-//!    │                        │    ▲                     ▲
-//!    ├──> rejected            ▼    │ (retry)             │
-//!    └──> cancelled          failed ─────────────────────┘
+//!    │                        │    ▲                   ▲  │ ▲
+//!    ├──> rejected            ▼    │ (retry)           │  └─┘ (retry of a destroy)
+//!    └──> cancelled          failed ───────────────────┘
 //! ```
 //!
 //! [`plan_transition`] is the one place that says which moves are allowed and what a
 //! move brings with it (the history step, the provisioning job of an approval, the
-//! release of the request's name).
+//! job queued again by a retry or a deletion, the release of the request's name);
+//! [`plan_retry`] says what an admin's retry does. `docs/provisioning.md` draws the
+//! same machine.
 
-use crate::model::{JobOperation, ProvisioningJob, RequestStatus, ResourceRequest, Transition};
+use crate::model::{JobOperation, JobStatus, ProvisioningJob, RequestStatus, ResourceRequest, Transition};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use uuid::Uuid;
@@ -75,6 +77,10 @@ impl utoipa::ToSchema for Actor {}
 pub enum LifecycleError {
     #[error("the request is {}; it cannot become {}", .from.as_str(), .to.as_str())]
     NotAllowed { from: RequestStatus, to: RequestStatus },
+    #[error("the request is {}; only failed requests and deletions that failed can be retried", .0.as_str())]
+    NotRetryable(RequestStatus),
+    #[error("the request expired at {0} before it was approved")]
+    Expired(String),
 }
 
 /// The allowed moves, and nothing else.
@@ -99,6 +105,15 @@ pub fn holds_name(status: RequestStatus) -> bool {
     )
 }
 
+/// The request's existing job, queued again (due at once, attempts from zero) for
+/// `operation`, on the condition that it is in one of `when_job_is`: a job that is
+/// running (or, for a deletion, a rotation that is still queued) is never taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requeue {
+    pub operation: JobOperation,
+    pub when_job_is: &'static [JobStatus],
+}
+
 /// What one move of a request changes; the store writes all of it in one transaction,
 /// on the condition that the request is still in `from`.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,8 +126,31 @@ pub struct PlannedTransition {
     pub job: Option<ProvisioningJob>,
     /// The request gives its name back (rejected, cancelled, deleted).
     pub frees_name: bool,
-    /// A retry: the failed job is queued again, its attempts counted from zero.
-    pub requeue_job: bool,
+    /// A retry or a deletion: the request's job is queued again.
+    pub requeue: Option<Requeue>,
+}
+
+/// What the request's job runs next after this move, if the move queues it again.
+fn requeue_for(from: RequestStatus, to: RequestStatus) -> Option<Requeue> {
+    use RequestStatus::*;
+    match (from, to) {
+        // A retry of a failed apply.
+        (Failed, Provisioning) => Some(Requeue {
+            operation: JobOperation::Apply,
+            when_job_is: &[JobStatus::Failed],
+        }),
+        // A deletion: the apply (or rotation) has ended, whichever way.
+        (Ready | Failed, Deleting) => Some(Requeue {
+            operation: JobOperation::Destroy,
+            when_job_is: &[JobStatus::Succeeded, JobStatus::Failed],
+        }),
+        // A retry of a destroy that gave up or waits for its back-off.
+        (Deleting, Deleting) => Some(Requeue {
+            operation: JobOperation::Destroy,
+            when_job_is: &[JobStatus::Failed, JobStatus::Queued],
+        }),
+        _ => None,
+    }
 }
 
 /// Plans moving `request` (as read) to `to`, by `actor`, at `now`.
@@ -127,6 +165,13 @@ pub fn plan_transition(
     if !can_become(from, to) {
         return Err(LifecycleError::NotAllowed { from, to });
     }
+    if let Some(at) = request
+        .expires_at
+        .as_ref()
+        .filter(|at| to == RequestStatus::Approved && at.as_str() <= now)
+    {
+        return Err(LifecycleError::Expired(at.clone()));
+    }
     let job = (to == RequestStatus::Approved).then(|| ProvisioningJob::queued(request, JobOperation::Apply, now));
     Ok(PlannedTransition {
         from,
@@ -140,14 +185,48 @@ pub fn plan_transition(
         },
         job,
         frees_name: holds_name(from) && !holds_name(to),
-        requeue_job: (from, to) == (RequestStatus::Failed, RequestStatus::Provisioning),
+        requeue: requeue_for(from, to),
     })
+}
+
+/// An admin's retry: a failed request is provisioned again; a deletion that failed
+/// (or waits for its back-off) runs its destroy again at once, the request staying
+/// `deleting` with the step in its history. Anything else cannot be retried.
+pub fn plan_retry(
+    request: &ResourceRequest,
+    actor: Actor,
+    comment: Option<String>,
+    now: &str,
+) -> Result<PlannedTransition, LifecycleError> {
+    match request.status {
+        RequestStatus::Failed => plan_transition(request, RequestStatus::Provisioning, actor, comment, now),
+        RequestStatus::Deleting => Ok(PlannedTransition {
+            from: RequestStatus::Deleting,
+            to: RequestStatus::Deleting,
+            step: Transition {
+                from: Some(RequestStatus::Deleting),
+                to: RequestStatus::Deleting,
+                by: actor,
+                at: now.to_string(),
+                comment,
+            },
+            job: None,
+            frees_name: false,
+            requeue: requeue_for(RequestStatus::Deleting, RequestStatus::Deleting),
+        }),
+        other => Err(LifecycleError::NotRetryable(other)),
+    }
+}
+
+/// Whether a request in this status may be deleted (`POST /requests/{id}/delete`):
+/// a ready resource, or a failed one (which may hold part of its resources).
+pub fn can_delete(status: RequestStatus) -> bool {
+    can_become(status, RequestStatus::Deleting)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::JobStatus;
     use RequestStatus::*;
 
     fn request(status: RequestStatus) -> ResourceRequest {
@@ -166,6 +245,7 @@ mod tests {
             provisioning: None,
             outputs: None,
             credentials: None,
+            expires_at: None,
         }
     }
 
@@ -230,17 +310,78 @@ mod tests {
     }
 
     #[test]
-    fn only_a_retry_requeues_the_job() {
+    fn only_a_retry_or_a_deletion_requeues_the_job() {
         for from in RequestStatus::ALL {
             for to in RequestStatus::ALL {
                 if let Ok(p) = plan_transition(&request(from), to, Actor::System, None, "t") {
-                    assert_eq!(
-                        p.requeue_job,
-                        (from, to) == (Failed, Provisioning),
-                        "{from:?} -> {to:?}"
-                    );
+                    let want = match (from, to) {
+                        (Failed, Provisioning) => Some(JobOperation::Apply),
+                        (Ready | Failed, Deleting) => Some(JobOperation::Destroy),
+                        _ => None,
+                    };
+                    assert_eq!(p.requeue.map(|r| r.operation), want, "{from:?} -> {to:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_deletion_never_takes_over_a_job_that_is_queued_or_running() {
+        for from in [Ready, Failed] {
+            let p = plan_transition(&request(from), Deleting, Actor::System, None, "t").unwrap();
+            let requeue = p.requeue.expect("a deletion requeues the job");
+            assert!(!requeue.when_job_is.contains(&JobStatus::Running));
+            assert!(
+                !requeue.when_job_is.contains(&JobStatus::Queued),
+                "a queued rotation goes first"
+            );
+        }
+        let retry = plan_retry(&request(Deleting), Actor::System, None, "t").unwrap();
+        assert!(!retry.requeue.unwrap().when_job_is.contains(&JobStatus::Running));
+    }
+
+    #[test]
+    fn an_expired_request_cannot_be_approved() {
+        let mut r = request(Pending);
+        r.expires_at = Some("2026-01-02T00:00:00.000000Z".into());
+        let before = plan_transition(&r, Approved, Actor::System, None, "2026-01-01T23:59:59.999999Z");
+        assert!(before.is_ok());
+        let at = plan_transition(&r, Approved, Actor::System, None, "2026-01-02T00:00:00.000000Z");
+        assert_eq!(
+            at.unwrap_err(),
+            LifecycleError::Expired("2026-01-02T00:00:00.000000Z".into())
+        );
+        // It can still be rejected or cancelled.
+        assert!(plan_transition(&r, Cancelled, Actor::System, None, "2026-01-03T00:00:00.000000Z").is_ok());
+    }
+
+    #[test]
+    fn retry_is_for_failed_requests_and_deletions_only() {
+        for status in RequestStatus::ALL {
+            let planned = plan_retry(&request(status), Actor::System, Some("again".into()), "t");
+            match status {
+                Failed => {
+                    let p = planned.unwrap();
+                    assert_eq!((p.from, p.to), (Failed, Provisioning));
+                    assert_eq!(p.requeue.unwrap().operation, JobOperation::Apply);
+                }
+                Deleting => {
+                    let p = planned.unwrap();
+                    assert_eq!((p.from, p.to), (Deleting, Deleting));
+                    assert_eq!(p.step.from, Some(Deleting));
+                    assert_eq!(p.step.comment.as_deref(), Some("again"));
+                    assert_eq!(p.requeue.unwrap().operation, JobOperation::Destroy);
+                    assert!(!p.frees_name && p.job.is_none());
+                }
+                other => assert_eq!(planned.unwrap_err(), LifecycleError::NotRetryable(other)),
+            }
+        }
+    }
+
+    #[test]
+    fn only_ready_and_failed_requests_can_be_deleted() {
+        for status in RequestStatus::ALL {
+            assert_eq!(can_delete(status), matches!(status, Ready | Failed), "{status:?}");
         }
     }
 

@@ -4,5 +4,6 @@
 //! writes what they planned, guarded by conditions on what it read.
 
 pub mod lifecycle;
+pub mod lifetime;
 
-pub use lifecycle::{plan_transition, Actor, LifecycleError, PlannedTransition};
+pub use lifecycle::{plan_retry, plan_transition, Actor, LifecycleError, PlannedTransition, Requeue};

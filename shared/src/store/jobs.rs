@@ -34,11 +34,14 @@ pub(crate) fn job_item(job: &ProvisioningJob) -> Result<Item, StoreError> {
 /// The request's provisioning block as a run of `job` ends at `now` (one is made
 /// when the request never had a claim).
 fn ended_provisioning(request: &ResourceRequest, job: &ProvisioningJob, now: &str) -> ProvisioningInfo {
-    let mut info = request.provisioning.clone().unwrap_or(ProvisioningInfo {
+    let mut info = request.provisioning.clone().unwrap_or_else(|| ProvisioningInfo {
+        operation: job.operation,
         attempt: job.attempts,
         started_at: now.to_string(),
         finished_at: None,
         error: None,
+        next_attempt_at: None,
+        gave_up: false,
     });
     info.finished_at = Some(now.to_string());
     info
@@ -76,6 +79,8 @@ pub enum RunOutcome {
         outputs: serde_json::Map<String, serde_json::Value>,
         credentials: Box<SealedCredentials>,
     },
+    /// Destroyed: the state is empty; the request becomes `deleted`.
+    Destroyed,
     /// Failed; `retry_at` when it will run again (back-off), `None` when it gave up.
     Failed { error: String, retry_at: Option<String> },
 }
@@ -145,21 +150,27 @@ impl Store {
             return Ok(Claim::NotAvailable);
         }
         // An apply runs for an approved request (or one already provisioning: a retry,
-        // a taken-over lease); a rotation for a ready one, which stays ready.
+        // a taken-over lease); a rotation for a ready one, which stays ready; a destroy
+        // for a deleting one, which stays deleting until it has succeeded.
         let runnable = |status: RequestStatus| match job.operation {
             JobOperation::Apply => matches!(status, RequestStatus::Approved | RequestStatus::Provisioning),
             JobOperation::Rotate => status == RequestStatus::Ready,
+            JobOperation::Destroy => status == RequestStatus::Deleting,
         };
         let request = match self.get_request(request_id).await? {
             Some(r) if runnable(r.status) => r,
             other => return Ok(Claim::RequestNotRunnable(job, other.map(|r| r.status))),
         };
         let attempt = job.attempts + 1;
+        let run = job.runs + 1;
         let info = ProvisioningInfo {
+            operation: job.operation,
             attempt,
             started_at: now.to_string(),
             finished_at: None,
             error: None,
+            next_attempt_at: None,
+            gave_up: false,
         };
         let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, request_id);
         let mut step = None;
@@ -170,6 +181,15 @@ impl Store {
                     .name("#status", "status")
                     .value(":from", s(request.status.as_str()))
                     .value(":now", s(now)),
+            ),
+            JobOperation::Destroy => (
+                "SET updated_at = :now, #provisioning = :info".to_string(),
+                Expr::new()
+                    .name("#status", "status")
+                    .name("#provisioning", "provisioning")
+                    .value(":from", s(request.status.as_str()))
+                    .value(":now", s(now))
+                    .value(":info", attr(&info)?),
             ),
             JobOperation::Apply => {
                 let (req_gsi1pk, _) =
@@ -200,10 +220,10 @@ impl Store {
                 (update, expr)
             }
         };
-        let tx = Tx::new(self)
+        let mut tx = Tx::new(self)
             .update(
                 &keys::job(request_id),
-                "SET #status = :running, lease_owner = :owner, due_at = :lease, attempts = :attempt, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk",
+                "SET #status = :running, lease_owner = :owner, due_at = :lease, attempts = :attempt, runs = :run, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk",
                 Some("#status = :was AND due_at = :due AND attempts = :prev"),
                 Expr::new()
                     .name("#status", "status")
@@ -214,6 +234,7 @@ impl Store {
                     .value(":lease", s(lease_until))
                     .value(":attempt", super::n(attempt))
                     .value(":prev", super::n(job.attempts))
+                    .value(":run", super::n(run))
                     .value(":gsi1pk", s(gsi1pk))
                     .value(":gsi1sk", s(gsi1sk)),
             )?
@@ -222,12 +243,16 @@ impl Store {
                 &request_update,
                 Some("#status = :from"),
                 request_expr,
-            )?
-            .check(
+            )?;
+        // Nothing is created for a team that is gone; what a gone team left behind is
+        // still destroyed.
+        if job.operation != JobOperation::Destroy {
+            tx = tx.check(
                 &keys::team(job.team_id),
                 "attribute_exists(PK) AND attribute_not_exists(deleting)",
                 Expr::new(),
             )?;
+        }
         match self.transact(tx.items).await {
             Ok(()) => {
                 let mut job = job;
@@ -235,11 +260,16 @@ impl Store {
                 job.lease_owner = Some(owner.to_string());
                 job.due_at = lease_until.to_string();
                 job.attempts = attempt;
+                job.runs = run;
                 let mut request = request;
                 request.updated_at = now.to_string();
-                if job.operation == JobOperation::Apply {
-                    request.status = RequestStatus::Provisioning;
-                    request.provisioning = Some(info);
+                match job.operation {
+                    JobOperation::Apply => {
+                        request.status = RequestStatus::Provisioning;
+                        request.provisioning = Some(info);
+                    }
+                    JobOperation::Destroy => request.provisioning = Some(info),
+                    JobOperation::Rotate => {}
                 }
                 request.history.extend(step);
                 Ok(Claim::Claimed(Box::new(ClaimedJob { job, request })))
@@ -285,7 +315,10 @@ impl Store {
     }
 
     /// Records the outcome of the run of a job the caller holds, with the request's
-    /// move (to `ready`, or `failed` when it gives up) in the same transaction.
+    /// move in the same transaction: an apply makes it `ready` (or `failed` when it
+    /// gives up); a destroy makes it `deleted`, removes its credentials and frees its
+    /// name (a destroy that gives up leaves it `deleting`, the error shown); a
+    /// rotation leaves it `ready` whatever happens.
     /// `Ok(false)`: the caller had lost the lease, and nothing was written.
     pub async fn finish_job(
         &self,
@@ -295,23 +328,26 @@ impl Store {
         now: &str,
     ) -> Result<bool, StoreError> {
         let ClaimedJob { job, request } = claimed;
-        let mut info = ended_provisioning(request, job, now);
-        // A rotation leaves the request `ready` whatever happens.
-        let rotating = job.operation == JobOperation::Rotate;
-        let (job_status, request_status, error) = match outcome {
-            RunOutcome::Succeeded { .. } => (JobStatus::Succeeded, RequestStatus::Ready, None),
+        let operation = job.operation;
+        let (job_status, request_status, error, retry_at) = match outcome {
+            RunOutcome::Succeeded { .. } => (JobStatus::Succeeded, RequestStatus::Ready, None, None),
+            RunOutcome::Destroyed => (JobStatus::Succeeded, RequestStatus::Deleted, None, None),
             RunOutcome::Failed {
                 error,
-                retry_at: Some(_),
-            } => (JobStatus::Queued, request.status, Some(error.clone())),
-            RunOutcome::Failed { error, retry_at: None } if rotating => {
-                (JobStatus::Failed, RequestStatus::Ready, Some(error.clone()))
-            }
+                retry_at: Some(at),
+            } => (JobStatus::Queued, request.status, Some(error), Some(at)),
             RunOutcome::Failed { error, retry_at: None } => {
-                (JobStatus::Failed, RequestStatus::Failed, Some(error.clone()))
+                let to = match operation {
+                    JobOperation::Apply => RequestStatus::Failed,
+                    JobOperation::Rotate | JobOperation::Destroy => request.status,
+                };
+                (JobStatus::Failed, to, Some(error), None)
             }
         };
-        info.error = error.clone();
+        let mut info = ended_provisioning(request, job, now);
+        info.error = error.cloned();
+        info.next_attempt_at = retry_at.cloned();
+        info.gave_up = error.is_some() && retry_at.is_none();
 
         let job_expr = Expr::new()
             .name("#status", "status")
@@ -321,8 +357,8 @@ impl Store {
             .value(":to", s(job_status.as_str()));
         let job_condition = Some("#status = :running AND lease_owner = :owner AND attempts = :attempt");
         let mut tx = Tx::new(self);
-        tx = match (outcome, &error) {
-            (RunOutcome::Failed { retry_at: Some(at), .. }, Some(error)) => {
+        tx = match (retry_at, error) {
+            (Some(at), Some(error)) => {
                 let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), at, job.request_id);
                 tx.update(
                     &keys::job(job.request_id),
@@ -350,15 +386,16 @@ impl Store {
         };
 
         let (req_gsi1pk, _) = keys::requests_by_status(request_status.as_str(), &request.created_at, request.id);
-        let mut update = "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now".to_string();
+        let mut sets = vec!["#status = :to", "GSI1PK = :gsi1pk", "updated_at = :now"];
+        let mut removes = Vec::new();
         let mut expr = Expr::new()
             .name("#status", "status")
             .value(":to", s(request_status.as_str()))
             .value(":from", s(request.status.as_str()))
             .value(":gsi1pk", s(req_gsi1pk))
             .value(":now", s(now));
-        if !rotating {
-            update.push_str(", #provisioning = :info");
+        if operation != JobOperation::Rotate {
+            sets.push("#provisioning = :info");
             expr = expr.name("#provisioning", "provisioning").value(":info", attr(&info)?);
         }
         if request_status != request.status {
@@ -367,15 +404,14 @@ impl Store {
                 to: request_status,
                 by: Actor::System,
                 at: now.to_string(),
-                comment: error.clone(),
+                comment: error.cloned(),
             };
-            update.push_str(", history = list_append(history, :step)");
+            sets.push("history = list_append(history, :step)");
             expr = expr.value(":step", attr(&vec![step])?);
         }
-        let previous = request.credentials.clone();
         let credentials_info = match outcome {
             RunOutcome::Succeeded { outputs, credentials } => {
-                update.push_str(", #outputs = :outputs");
+                sets.push("#outputs = :outputs");
                 expr = expr.name("#outputs", "outputs").value(":outputs", attr(outputs)?);
                 // The credentials item, replaced only by a newer version.
                 tx = tx.put(
@@ -390,25 +426,43 @@ impl Store {
                     rotation_error: None,
                 })
             }
-            RunOutcome::Failed { retry_at: None, error } if rotating => previous.map(|p| CredentialsInfo {
-                rotating: false,
-                rotation_error: Some(error.clone()),
-                ..p
-            }),
+            RunOutcome::Failed { retry_at: None, error } if operation == JobOperation::Rotate => {
+                request.credentials.clone().map(|p| CredentialsInfo {
+                    rotating: false,
+                    rotation_error: Some(error.clone()),
+                    ..p
+                })
+            }
+            RunOutcome::Destroyed => {
+                // The resource is gone: so are its outputs, its credentials (the
+                // ciphertext too) and its hold on the name.
+                removes.extend(["#outputs", "#credentials"]);
+                expr = expr.name("#outputs", "outputs").name("#credentials", "credentials");
+                tx = tx.delete(&keys::credentials(request.id), None, Expr::new())?.delete(
+                    &super::requests::name_key(request),
+                    Some("attribute_not_exists(PK) OR request_id = :id"),
+                    Expr::new().value(":id", s(request.id.to_string())),
+                )?;
+                None
+            }
             RunOutcome::Failed { .. } => None,
         };
         if let Some(info) = &credentials_info {
-            update.push_str(", #credentials = :credentials");
+            sets.push("#credentials = :credentials");
             expr = expr
                 .name("#credentials", "credentials")
                 .value(":credentials", attr(info)?);
         }
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
         tx = tx.update(&keys::request(request.id), &update, Some("#status = :from"), expr)?;
         match self.transact(tx.items).await {
             Ok(()) => Ok(true),
-            Err(e) if e.failed_at(0) || e.failed_at(2) => Ok(false),
-            // The stored credentials are newer than this run's: someone else finished.
-            Err(e) if e.failed_at(1) => Ok(false),
+            // The lease was lost, the request moved on, or the stored credentials are
+            // newer than this run's: someone else finished.
+            Err(e) if e.is_condition_failed() => Ok(false),
             Err(e) => Err(e),
         }
     }

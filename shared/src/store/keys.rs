@@ -15,7 +15,8 @@
 //! | request name    | `REQNAME#<team>#<type>#<name>` | same           |         |                               |
 //! | provisioning job| `JOB#<request id>`         | same               | `JOBSTATUS#<status>` | `JOB#<due_at>#<request id>` |
 //! | credentials     | `CREDS#<request id>`       | same               |         |                               |
-//! | job log         | `JOBLOG#<request id>`      | `ATTEMPT#<attempt>#<seq>#<phase>` |  |                        |
+//! | job log         | `JOBLOG#<request id>`      | `RUN#<run>#<seq>#<phase>`     |  |                        |
+//! | expiry          | `EXPIRY#<request id>`      | same               | `EXPIRIES` | `EXPIRY#<expires_at>#<request id>` |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
 //! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`.
@@ -44,6 +45,7 @@ pub const REQUEST_NAME: &str = "REQNAME";
 pub const JOB: &str = "JOB";
 pub const JOB_LOG: &str = "JOBLOG";
 pub const CREDENTIALS: &str = "CREDS";
+pub const EXPIRY: &str = "EXPIRY";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -187,14 +189,31 @@ pub fn credentials(request_id: Uuid) -> Key {
     same(format!("{CREDENTIALS}#{request_id}"))
 }
 
+/// The expiry of a request, indexed by time so the sweep finds what is due in one query.
+pub fn expiry(request_id: Uuid) -> Key {
+    same(format!("{EXPIRY}#{request_id}"))
+}
+
+pub const EXPIRIES_PK: &str = "EXPIRIES";
+
+pub fn expiries_index(expires_at: &str, request_id: Uuid) -> Key {
+    (EXPIRIES_PK.to_string(), format!("{EXPIRY}#{expires_at}#{request_id}"))
+}
+
+/// Sort key bound in the expiry partition for everything due before `at`.
+pub fn expiries_before(at: &str) -> String {
+    format!("{EXPIRY}#{at}#")
+}
+
 pub fn job_log_pk(request_id: Uuid) -> String {
     format!("{JOB_LOG}#{request_id}")
 }
 
-/// One phase (init, plan, apply, …) of one attempt of a job; sorts by attempt, then
-/// by the phase's place in the run.
-pub fn job_log(request_id: Uuid, attempt: u32, seq: u32, phase: &str) -> Key {
-    (job_log_pk(request_id), format!("ATTEMPT#{attempt:04}#{seq:02}#{phase}"))
+/// One phase (init, plan, apply, …) of one run of a job; sorts by the run (counted
+/// over the job's whole life: apply, rotations, destroy), then by the phase's place in
+/// the run.
+pub fn job_log(request_id: Uuid, run: u32, seq: u32, phase: &str) -> Key {
+    (job_log_pk(request_id), format!("RUN#{run:04}#{seq:02}#{phase}"))
 }
 
 #[cfg(test)]
@@ -225,7 +244,9 @@ mod tests {
             jobs_by_status("queued", "2026-01-01T00:00:00.000000Z", id).1
                 < jobs_due_before("2026-01-01T00:00:00.000001Z")
         );
-        assert_eq!(job_log(id, 3, 1, "plan").1, "ATTEMPT#0003#01#plan");
+        assert_eq!(job_log(id, 3, 1, "plan").1, "RUN#0003#01#plan");
+        assert_eq!(expiry(id).0, format!("EXPIRY#{id}"));
+        assert!(expiries_index("2026-01-01T00:00:00.000000Z", id).1 < expiries_before("2026-01-01T00:00:00.000001Z"));
         assert_eq!(requests_by_status("pending", "t", id).0, "REQSTATUS#pending");
         assert_eq!(requests_by_team(id, "t", id).0, format!("TEAMREQ#{id}"));
         assert_eq!(requests_by_requester(id, "t", id).1, format!("REQUEST#t#{id}"));

@@ -64,6 +64,10 @@ pub enum StoreError {
         expected: crate::model::RequestStatus,
         current: Option<crate::model::RequestStatus>,
     },
+    /// The request's job could not be queued again: a run (or a rotation) is queued or
+    /// under way, and is never taken over.
+    #[error("the request's job is {}; try again once it has ended", .status.map_or("missing", |s| s.as_str()))]
+    JobBusy { status: Option<crate::model::JobStatus> },
 }
 
 impl StoreError {
@@ -81,7 +85,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Transient(why) | StoreError::Unavailable(why) => ApiError::Unavailable(why),
-            changed @ StoreError::StatusChanged { .. } => ApiError::Conflict(changed.to_string()),
+            changed @ (StoreError::StatusChanged { .. } | StoreError::JobBusy { .. }) => {
+                ApiError::Conflict(changed.to_string())
+            }
             other => ApiError::internal(other),
         }
     }

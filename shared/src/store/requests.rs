@@ -4,9 +4,9 @@
 
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::PlannedTransition,
+    domain::{lifecycle::holds_name, PlannedTransition},
     error::ApiError,
-    model::{JobStatus, RequestStatus, ResourceRequest},
+    model::{JobStatus, RequestStatus, ResourceRequest, Transition},
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,26 @@ use uuid::Uuid;
 #[derive(Serialize, Deserialize)]
 struct RequestNameMarker {
     request_id: Uuid,
+}
+
+/// When a request expires, in the expiry index (see [`keys::expiry`]).
+#[derive(Serialize, Deserialize)]
+struct ExpiryMarker {
+    request_id: Uuid,
+    expires_at: String,
+}
+
+fn expiry_item(request_id: Uuid, expires_at: &str) -> Result<Item, StoreError> {
+    Stored::new(
+        keys::EXPIRY,
+        keys::expiry(request_id),
+        ExpiryMarker {
+            request_id,
+            expires_at: expires_at.to_string(),
+        },
+    )
+    .indexed(keys::expiries_index(expires_at, request_id))
+    .to_item()
 }
 
 /// Which requests a list shows.
@@ -42,8 +62,76 @@ fn request_item(r: &ResourceRequest) -> Result<Item, StoreError> {
         .to_item()
 }
 
-fn name_key(r: &ResourceRequest) -> keys::Key {
+pub(super) fn name_key(r: &ResourceRequest) -> keys::Key {
     keys::request_name(r.team_id, &r.resource_type, &r.name)
+}
+
+/// The writes of a planned move, appended to `tx`: first the request (conditional on
+/// the status it was read in), then the job it queues, then the release of its name.
+pub(super) fn transition_items<'a>(
+    mut tx: Tx<'a>,
+    request: &ResourceRequest,
+    planned: &PlannedTransition,
+) -> Result<Tx<'a>, StoreError> {
+    let (from, to, now) = (planned.from, planned.to, planned.step.at.as_str());
+    let history = serde_dynamo::to_attribute_value(vec![&planned.step])?;
+    let (gsi1pk, _) = keys::requests_by_status(to.as_str(), &request.created_at, request.id);
+    tx = tx.update(
+        &keys::request(request.id),
+        "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, history = list_append(history, :step)",
+        Some("#status = :from"),
+        Expr::new()
+            .name("#status", "status")
+            .value(":to", s(to.as_str()))
+            .value(":from", s(from.as_str()))
+            .value(":gsi1pk", s(gsi1pk))
+            .value(":now", s(now))
+            .value(":step", history),
+    )?;
+    if let Some(job) = &planned.job {
+        tx = tx.put_new(super::jobs::job_item(job)?)?;
+    }
+    if let Some(requeue) = &planned.requeue {
+        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request.id);
+        let mut expr = Expr::new()
+            .name("#status", "status")
+            .name("#operation", "operation")
+            .value(":queued", s(JobStatus::Queued.as_str()))
+            .value(":operation", s(requeue.operation.as_str()))
+            .value(":zero", super::n(0))
+            .value(":now", s(now))
+            .value(":gsi1pk", s(gsi1pk))
+            .value(":gsi1sk", s(gsi1sk));
+        let mut allowed = Vec::new();
+        for (i, status) in requeue.when_job_is.iter().enumerate() {
+            let name = format!(":allowed{i}");
+            expr = expr.value(&name, s(status.as_str()));
+            allowed.push(name);
+        }
+        tx = tx.update(
+            &keys::job(request.id),
+            "SET #status = :queued, #operation = :operation, attempts = :zero, due_at = :now, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner, last_error",
+            Some(&format!("#status IN ({})", allowed.join(", "))),
+            expr,
+        )?;
+    }
+    if planned.frees_name {
+        tx = tx.delete(
+            &name_key(request),
+            Some("attribute_not_exists(PK) OR request_id = :id"),
+            Expr::new().value(":id", s(request.id.to_string())),
+        )?;
+    }
+    Ok(tx)
+}
+
+/// The request as a planned move leaves it.
+pub(super) fn moved(request: &ResourceRequest, planned: &PlannedTransition) -> ResourceRequest {
+    let mut updated = request.clone();
+    updated.status = planned.to;
+    updated.updated_at = planned.step.at.clone();
+    updated.history.push(planned.step.clone());
+    updated
 }
 
 impl Store {
@@ -57,7 +145,7 @@ impl Store {
         )
         .to_item()?;
         let team = s(request.team_id.to_string());
-        let tx = Tx::new(self)
+        let mut tx = Tx::new(self)
             .put_new(request_item(request)?)?
             .put_new(marker)?
             // The requester is still in that team, and the team is not being deleted.
@@ -71,6 +159,9 @@ impl Store {
                 "attribute_exists(PK) AND attribute_not_exists(deleting)",
                 Expr::new(),
             )?;
+        if let Some(at) = &request.expires_at {
+            tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
+        }
         match self.transact(tx.items).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(1) => Err(ApiError::Conflict(format!(
@@ -91,67 +182,152 @@ impl Store {
     /// Writes a planned move of `request` (as read): a conditional write on the
     /// status it was read in, so of two racing transitions exactly one wins and the
     /// other gets [`StoreError::StatusChanged`]. Appends the step to the history, and
-    /// in the same transaction writes the provisioning job of an approval and frees
-    /// the name of a request that gives it back.
+    /// in the same transaction writes the provisioning job of an approval, queues the
+    /// job again for a retry or a deletion (never one that is running:
+    /// [`StoreError::JobBusy`]) and frees the name of a request that gives it back.
     pub async fn apply_transition(
         &self,
         request: &ResourceRequest,
         planned: &PlannedTransition,
     ) -> Result<ResourceRequest, StoreError> {
-        let (from, to, now) = (planned.from, planned.to, planned.step.at.as_str());
-        let history = serde_dynamo::to_attribute_value(vec![&planned.step])?;
-        let (gsi1pk, _) = keys::requests_by_status(to.as_str(), &request.created_at, request.id);
-        let mut tx = Tx::new(self).update(
-            &keys::request(request.id),
-            "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, history = list_append(history, :step)",
-            Some("#status = :from"),
-            Expr::new()
-                .name("#status", "status")
-                .value(":to", s(to.as_str()))
-                .value(":from", s(from.as_str()))
-                .value(":gsi1pk", s(gsi1pk))
-                .value(":now", s(now))
-                .value(":step", history),
-        )?;
-        if let Some(job) = &planned.job {
-            tx = tx.put_new(super::jobs::job_item(job)?)?;
+        let tx = transition_items(Tx::new(self), request, planned)?;
+        match self.transact(tx.items).await {
+            Ok(()) => Ok(moved(request, planned)),
+            Err(e) if e.failed_at(0) => Err(StoreError::StatusChanged {
+                expected: planned.from,
+                current: self.get_request(request.id).await?.map(|r| r.status),
+            }),
+            Err(e) if planned.requeue.is_some() && e.failed_at(1) => Err(StoreError::JobBusy {
+                status: self.get_job(request.id).await?.map(|j| j.status),
+            }),
+            Err(e) => Err(e),
         }
-        if planned.requeue_job {
-            let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request.id);
-            tx = tx.update(
-                &keys::job(request.id),
-                "SET #status = :queued, attempts = :zero, due_at = :now, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner",
-                Some("#status = :failed"),
-                Expr::new()
-                    .name("#status", "status")
-                    .value(":queued", s(JobStatus::Queued.as_str()))
-                    .value(":failed", s(JobStatus::Failed.as_str()))
-                    .value(":zero", super::n(0))
-                    .value(":now", s(now))
-                    .value(":gsi1pk", s(gsi1pk))
-                    .value(":gsi1sk", s(gsi1sk)),
-            )?;
-        }
-        if planned.frees_name {
-            tx = tx.delete(
-                &name_key(request),
-                Some("attribute_not_exists(PK) OR request_id = :id"),
-                Expr::new().value(":id", s(request.id.to_string())),
-            )?;
-        }
+    }
+
+    /// Moves the expiry of `request` (as read) to `expires_at`, with `step` in its
+    /// history; conditional on its status and expiry being as read, so of two racing
+    /// extensions one wins and the other gets [`StoreError::StatusChanged`].
+    pub async fn extend_expiry(
+        &self,
+        request: &ResourceRequest,
+        expires_at: &str,
+        step: &Transition,
+    ) -> Result<ResourceRequest, StoreError> {
+        let mut expr = Expr::new()
+            .name("#status", "status")
+            .name("#expires", "expires_at")
+            .value(":status", s(request.status.as_str()))
+            .value(":at", s(expires_at))
+            .value(":now", s(&step.at))
+            .value(":step", serde_dynamo::to_attribute_value(vec![step])?);
+        let seen = match &request.expires_at {
+            Some(old) => {
+                expr = expr.value(":old", s(old));
+                "#expires = :old"
+            }
+            None => {
+                expr = expr.value(":null", s("NULL"));
+                "(attribute_not_exists(#expires) OR attribute_type(#expires, :null))"
+            }
+        };
+        let tx = Tx::new(self)
+            .update(
+                &keys::request(request.id),
+                "SET #expires = :at, updated_at = :now, history = list_append(history, :step)",
+                Some(&format!("#status = :status AND {seen}")),
+                expr,
+            )?
+            .put(expiry_item(request.id, expires_at)?, None, Expr::new())?;
         match self.transact(tx.items).await {
             Ok(()) => {
                 let mut updated = request.clone();
-                updated.status = to;
-                updated.updated_at = now.to_string();
-                updated.history.push(planned.step.clone());
+                updated.expires_at = Some(expires_at.to_string());
+                updated.updated_at = step.at.clone();
+                updated.history.push(step.clone());
                 Ok(updated)
             }
-            Err(e) if e.failed_at(0) || (planned.requeue_job && e.failed_at(1)) => Err(StoreError::StatusChanged {
-                expected: from,
+            Err(e) if e.failed_at(0) => Err(StoreError::StatusChanged {
+                expected: request.status,
                 current: self.get_request(request.id).await?.map(|r| r.status),
             }),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Requests whose expiry is at or before `now`, soonest first, at most `limit`.
+    pub async fn due_expiries(&self, now: &str, limit: usize) -> Result<Vec<(Uuid, String)>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
+            .expression_attribute_values(":pk", s(keys::EXPIRIES_PK))
+            // Everything up to and including `now`.
+            .expression_attribute_values(":before", s(keys::expiries_before(&format!("{now}~"))))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(super::classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<ExpiryMarker>(item).map(|m| (m.request_id, m.expires_at)))
+            .collect()
+    }
+
+    /// Removes the expiry marker of a request, unless an extension moved it meanwhile.
+    pub async fn forget_expiry(&self, request_id: Uuid, expires_at: &str) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(super::key_item(&keys::expiry(request_id))))
+            .condition_expression("expires_at = :at")
+            .expression_attribute_values(":at", s(expires_at))
+            .send()
+            .await
+            .map_err(super::classify);
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_condition_failed() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every request of a team that still holds its name (anything not rejected,
+    /// cancelled or deleted), oldest first.
+    pub async fn live_team_requests(&self, team_id: Uuid) -> Result<Vec<ResourceRequest>, StoreError> {
+        let mut live = Vec::new();
+        let mut start = None;
+        loop {
+            let (page, next) = self.list_requests(RequestList::Team(team_id), None, 100, start).await?;
+            live.extend(page.into_iter().filter(|r| holds_name(r.status)));
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(live),
+            }
+        }
+    }
+
+    /// Every pending request of one requester.
+    pub async fn pending_requests_of(&self, requester_id: Uuid) -> Result<Vec<ResourceRequest>, StoreError> {
+        let mut pending = Vec::new();
+        let mut start = None;
+        loop {
+            let (page, next) = self
+                .list_requests(
+                    RequestList::Requester(requester_id),
+                    Some(RequestStatus::Pending),
+                    100,
+                    start,
+                )
+                .await?;
+            pending.extend(page);
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(pending),
+            }
         }
     }
 

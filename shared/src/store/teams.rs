@@ -46,6 +46,24 @@ pub struct TeamChanges {
     pub description: Option<String>,
 }
 
+/// The 409 of a team deletion: what the team still has, at most 20 listed.
+fn owned_requests_message(live: &[crate::model::ResourceRequest]) -> String {
+    const SHOWN: usize = 20;
+    let mut listed: Vec<String> = live
+        .iter()
+        .take(SHOWN)
+        .map(|r| format!("{} `{}` ({}, {})", r.resource_type, r.name, r.id, r.status.as_str()))
+        .collect();
+    if live.len() > SHOWN {
+        listed.push(format!("and {} more", live.len() - SHOWN));
+    }
+    format!(
+        "the team still has {} request(s) that are not deleted, rejected or cancelled: {}; delete the resources (POST /api/v1/requests/{{id}}/delete) and decide or cancel the pending requests first",
+        live.len(),
+        listed.join(", ")
+    )
+}
+
 impl Store {
     /// Creates a team and reserves its name in one transaction.
     pub async fn create_team(&self, team: &Team) -> Result<(), ApiError> {
@@ -162,10 +180,18 @@ impl Store {
         ))
     }
 
-    /// Deletes a team. First marks it as deleting (no one can join from then on), then
-    /// releases every member, then removes the team and its name. Each step can be
-    /// repeated, so a call that fails halfway is completed by the next one.
+    /// Deletes a team. First marks it as deleting (no one can join or ask for a
+    /// resource from then on); then, if it still has requests that hold their name
+    /// (resources not deleted, requests not decided), unmarks it and answers 409 with
+    /// them; else releases every member, then removes the team and its name. Each step
+    /// can be repeated, so a call that fails halfway is completed by the next one.
     pub async fn delete_team(&self, id: Uuid) -> Result<(), ApiError> {
+        // Checked first too, so that a team with work under way is never marked (a
+        // runner does not start a job for a team being deleted).
+        let live = self.live_team_requests(id).await?;
+        if !live.is_empty() {
+            return Err(ApiError::Conflict(owned_requests_message(&live)));
+        }
         let marked = self
             .client
             .update_item()
@@ -183,6 +209,20 @@ impl Store {
             Err(e) if e.is_condition_failed() => return Err(team_not_found()),
             Err(e) => return Err(e.into()),
         };
+        // Checked after the mark: no request can be made for the team from then on.
+        let live = self.live_team_requests(id).await?;
+        if !live.is_empty() {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(super::key_item(&keys::team(id))))
+                .update_expression("REMOVE deleting")
+                .condition_expression("attribute_exists(PK)")
+                .send()
+                .await
+                .map_err(super::classify)?;
+            return Err(ApiError::Conflict(owned_requests_message(&live)));
+        }
         let (_, members) = self.team_partition(id).await?;
         for member in members {
             self.release_member(id, member.id).await?;

@@ -1,7 +1,11 @@
 //! Users, their email markers and the admin counter.
 
 use super::{from_item, keys, n, s, Expr, Item, QueryPage, Store, StoreError, Stored, Tx};
-use crate::{error::ApiError, model::User};
+use crate::{
+    domain::PlannedTransition,
+    error::ApiError,
+    model::{ResourceRequest, User},
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -13,6 +17,10 @@ pub(super) struct EmailMarker {
 
 /// How many times a read-then-conditional-write is redone after losing a race.
 const RACE_ATTEMPTS: usize = 3;
+
+/// The most pending requests a user deletion cancels in its transaction (two writes
+/// each, within DynamoDB's 100 per transaction).
+pub const MAX_CANCELLATIONS: usize = 40;
 
 fn user_item(user: &User) -> Result<Item, StoreError> {
     Stored::new(keys::USER, keys::user(user.id), user)
@@ -214,9 +222,20 @@ impl Store {
         Err(ApiError::Conflict("the user changed while being updated; retry".into()))
     }
 
-    /// Deletes a user with their email marker and membership. Their tokens die with
-    /// the item (authentication reads the current user).
-    pub async fn delete_user(&self, id: Uuid) -> Result<(), ApiError> {
+    /// Deletes a user with their email marker and membership, and in the same
+    /// transaction writes the planned cancellations of their pending requests. Their
+    /// tokens die with the item (authentication reads the current user).
+    pub async fn delete_user(
+        &self,
+        id: Uuid,
+        cancellations: &[(ResourceRequest, PlannedTransition)],
+    ) -> Result<(), ApiError> {
+        if cancellations.len() > MAX_CANCELLATIONS {
+            return Err(ApiError::Conflict(format!(
+                "the user has {} pending requests; at most {MAX_CANCELLATIONS} are cancelled with a deletion: cancel or reject the others first",
+                cancellations.len()
+            )));
+        }
         for _ in 0..RACE_ATTEMPTS {
             let user = self
                 .get_user(id)
@@ -247,6 +266,9 @@ impl Store {
             } else {
                 None
             };
+            for (request, planned) in cancellations {
+                tx = super::requests::transition_items(tx, request, planned)?;
+            }
             match self.transact(tx.items).await {
                 Ok(()) => return Ok(()),
                 Err(e) if counter_index.is_some_and(|i| e.failed_at(i)) => {

@@ -303,3 +303,48 @@ pub async fn ready_request(w: &World, resource_type: &str, name: &str) -> String
     worker.stop().await;
     id
 }
+
+/// The body of a test binary's `child_worker_process`: a worker over the runner
+/// settings in the environment, until killed. Returns at once unless
+/// `SSI_CHILD_WORKER=1` (so running the ignored tests by hand does nothing).
+pub async fn child_worker_main() {
+    if std::env::var("SSI_CHILD_WORKER").as_deref() != Ok("1") {
+        return;
+    }
+    std::env::set_var("RUST_LOG", "debug");
+    shared::logging::init();
+    let cfg = RunnerConfig::from_env().expect("runner config");
+    let (_stop, rx) = watch::channel(false);
+    Runner::from_config(cfg).await.work(rx).await;
+}
+
+/// Starts this test binary's ignored `child_worker_process` test as a worker process
+/// with the runner settings of `w` (and `overrides`).
+pub fn spawn_child_worker(w: &World, overrides: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["child_worker_process", "--exact", "--ignored", "--nocapture"])
+        .env("SSI_CHILD_WORKER", "1")
+        .envs(&settings(w, overrides))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the child runner")
+}
+
+/// Runs a short Python program with boto3 (from the tools' virtualenv, next to
+/// Terraform) against moto, as the admin key of the environment; returns its stdout.
+pub fn boto3(program: &str) -> String {
+    let python = Path::new(&required_env("TERRAFORM_BIN")).with_file_name("python");
+    let out = std::process::Command::new(python)
+        .args(["-c", program])
+        .env("MOTO_ENDPOINT", required_env("AWS_ENDPOINT_URL"))
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

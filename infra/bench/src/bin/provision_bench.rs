@@ -112,6 +112,7 @@ async fn run() -> Result<(), String> {
             provisioning: None,
             outputs: None,
             credentials: None,
+            expires_at: None,
         };
         app.store.create_request(&request).await.map_err(|e| e.to_string())?;
         let approved_at = format_timestamp(OffsetDateTime::now_utc());

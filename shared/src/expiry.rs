@@ -1,0 +1,87 @@
+//! The expiry sweep: requests whose `expires_at` has come are deleted by the system
+//! (ready or failed ones), cancelled (pending ones), or looked at again later (an
+//! apply under way). In AWS the dispatcher's schedule runs it every minute; locally
+//! the runner's worker loop does, on each poll.
+//!
+//! It only plans and writes moves the lifecycle allows, conditional on what it read,
+//! so sweeps that race each other (or a user) change each request at most once.
+
+use crate::{
+    domain::{
+        lifecycle,
+        lifetime::{self, OnExpiry},
+        Actor,
+    },
+    model::RequestStatus,
+    store::{Store, StoreError},
+};
+
+/// How many expiries one sweep looks at.
+pub const SWEEP_LIMIT: usize = 25;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Requests moved to `deleting` (their destroy is queued).
+    pub deleting: Vec<uuid::Uuid>,
+    /// Pending requests cancelled.
+    pub cancelled: Vec<uuid::Uuid>,
+    /// Left for a later sweep (an apply or a rotation under way).
+    pub waiting: usize,
+}
+
+/// Acts on every request whose expiry is at or before `now` (an RFC 3339 timestamp as
+/// stored), at most [`SWEEP_LIMIT`] of them.
+pub async fn sweep(store: &Store, now: &str) -> Result<Sweep, StoreError> {
+    let mut done = Sweep::default();
+    for (id, expires_at) in store.due_expiries(now, SWEEP_LIMIT).await? {
+        let Some(request) = store.get_request(id).await? else {
+            store.forget_expiry(id, &expires_at).await?;
+            continue;
+        };
+        // An extension moved it after the marker was read.
+        if request.expires_at.as_deref().is_none_or(|at| at > now) {
+            continue;
+        }
+        let to = match lifetime::on_expiry(request.status) {
+            OnExpiry::Delete => RequestStatus::Deleting,
+            OnExpiry::Cancel => RequestStatus::Cancelled,
+            OnExpiry::Wait => {
+                done.waiting += 1;
+                continue;
+            }
+            OnExpiry::Forget => {
+                store.forget_expiry(id, &expires_at).await?;
+                continue;
+            }
+        };
+        let comment = match to {
+            RequestStatus::Cancelled => format!("expired at {expires_at} before it was approved"),
+            _ => format!("expired at {expires_at}"),
+        };
+        let planned = match lifecycle::plan_transition(&request, to, Actor::System, Some(comment), now) {
+            Ok(planned) => planned,
+            // `on_expiry` only names allowed moves; should that ever change, say so.
+            Err(e) => {
+                tracing::warn!(request_id = %id, error = %e, "expiry not applied");
+                done.waiting += 1;
+                continue;
+            }
+        };
+        match store.apply_transition(&request, &planned).await {
+            Ok(_) => {
+                tracing::info!(request_id = %id, to = to.as_str(), by = "system", "request expired");
+                store.forget_expiry(id, &expires_at).await?;
+                if to == RequestStatus::Cancelled {
+                    done.cancelled.push(id);
+                } else {
+                    done.deleting.push(id);
+                }
+            }
+            // Someone moved it first, or a rotation is under way: the next sweep sees.
+            Err(StoreError::StatusChanged { .. } | StoreError::JobBusy { .. }) => done.waiting += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
