@@ -108,7 +108,7 @@ impl Runner {
             }
             Claim::RequestNotRunnable(job, status) => {
                 let why = format!(
-                    "the request is {}; a {} job does not run for it",
+                    "the request is {}; its {} job does not run for it",
                     status.map_or("gone", |s| s.as_str()),
                     job.operation.as_str()
                 );

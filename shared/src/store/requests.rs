@@ -17,11 +17,12 @@ struct RequestNameMarker {
     request_id: Uuid,
 }
 
-/// When a request expires, in the expiry index (see [`keys::expiry`]).
+/// When a request expires, in the expiry index (see [`keys::expiry`]). The time is
+/// `due_at`, not `expires_at`: that name is the table's TTL attribute (a number there).
 #[derive(Serialize, Deserialize)]
 struct ExpiryMarker {
     request_id: Uuid,
-    expires_at: String,
+    due_at: String,
 }
 
 fn expiry_item(request_id: Uuid, expires_at: &str) -> Result<Item, StoreError> {
@@ -30,7 +31,7 @@ fn expiry_item(request_id: Uuid, expires_at: &str) -> Result<Item, StoreError> {
         keys::expiry(request_id),
         ExpiryMarker {
             request_id,
-            expires_at: expires_at.to_string(),
+            due_at: expires_at.to_string(),
         },
     )
     .indexed(keys::expiries_index(expires_at, request_id))
@@ -272,7 +273,7 @@ impl Store {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| from_item::<ExpiryMarker>(item).map(|m| (m.request_id, m.expires_at)))
+            .map(|item| from_item::<ExpiryMarker>(item).map(|m| (m.request_id, m.due_at)))
             .collect()
     }
 
@@ -283,7 +284,7 @@ impl Store {
             .delete_item()
             .table_name(self.table())
             .set_key(Some(super::key_item(&keys::expiry(request_id))))
-            .condition_expression("expires_at = :at")
+            .condition_expression("due_at = :at")
             .expression_attribute_values(":at", s(expires_at))
             .send()
             .await
@@ -400,5 +401,38 @@ impl Store {
             }
         }
         Ok((requests, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `expires_at` is also the table's TTL attribute, which DynamoDB applies only to
+    /// numbers: a request's expiry must stay a string, or DynamoDB would delete the
+    /// request item itself when it expires.
+    #[test]
+    fn a_request_expiry_is_never_a_ttl_number() {
+        let request = ResourceRequest {
+            id: Uuid::new_v4(),
+            team_id: Uuid::new_v4(),
+            requester_id: Uuid::new_v4(),
+            resource_type: "k8s_namespace".into(),
+            name: "sandbox".into(),
+            parameters: serde_json::json!({}),
+            justification: "x".into(),
+            status: RequestStatus::Ready,
+            created_at: "2026-01-01T00:00:00.000000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000000Z".into(),
+            history: Vec::new(),
+            provisioning: None,
+            outputs: None,
+            credentials: None,
+            expires_at: Some("2026-01-31T00:00:00.000000Z".into()),
+        };
+        let item = request_item(&request).unwrap();
+        assert!(matches!(item.get("expires_at"), Some(AttributeValue::S(_))), "{item:?}");
+        let marker = expiry_item(request.id, "2026-01-31T00:00:00.000000Z").unwrap();
+        assert!(!marker.contains_key("expires_at"), "{marker:?}");
     }
 }
