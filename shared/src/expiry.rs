@@ -3,10 +3,13 @@
 //! apply under way). In AWS the dispatcher's schedule runs it every minute; locally
 //! the runner's worker loop does, on each poll.
 //!
-//! It only plans and writes moves the lifecycle allows, conditional on what it read,
-//! so sweeps that race each other (or a user) change each request at most once.
+//! It only plans and writes moves the lifecycle allows, conditional on the status and
+//! the expiry it read, so sweeps that race each other change each request at most
+//! once, and an extension made meanwhile wins. An expiry it cannot act on yet is
+//! looked at again a minute later (its marker moves), so it never holds up the rest.
 
 use crate::{
+    clock::{format_timestamp, parse_timestamp},
     domain::{
         lifecycle,
         lifetime::{self, OnExpiry},
@@ -30,17 +33,26 @@ pub struct Sweep {
     pub waiting: usize,
 }
 
+/// How long the sweep waits before it looks again at an expiry it could not act on.
+pub const LOOK_AGAIN_AFTER: time::Duration = time::Duration::minutes(1);
+
 /// Acts on every request whose expiry is at or before `now` (an RFC 3339 timestamp as
 /// stored), at most [`SWEEP_LIMIT`] of them.
 pub async fn sweep(store: &Store, now: &str) -> Result<Sweep, StoreError> {
     let mut done = Sweep::default();
-    for (id, expires_at) in store.due_expiries(now, SWEEP_LIMIT).await? {
+    let later = parse_timestamp(now).map_or_else(|| now.to_string(), |t| format_timestamp(t + LOOK_AGAIN_AFTER));
+    for (id, due_at) in store.due_expiries(now, SWEEP_LIMIT).await? {
         let Some(request) = store.get_request(id).await? else {
-            store.forget_expiry(id, &expires_at).await?;
+            store.forget_expiry(id, &due_at).await?;
+            continue;
+        };
+        let Some(expires_at) = request.expires_at.clone() else {
+            store.forget_expiry(id, &due_at).await?;
             continue;
         };
         // An extension moved it after the marker was read.
-        if request.expires_at.as_deref().is_none_or(|at| at > now) {
+        if expires_at.as_str() > now {
+            store.postpone_expiry(id, &due_at, &expires_at).await?;
             continue;
         }
         let to = match lifetime::on_expiry(request.status) {
@@ -48,10 +60,11 @@ pub async fn sweep(store: &Store, now: &str) -> Result<Sweep, StoreError> {
             OnExpiry::Cancel => RequestStatus::Cancelled,
             OnExpiry::Wait => {
                 done.waiting += 1;
+                store.postpone_expiry(id, &due_at, &later).await?;
                 continue;
             }
             OnExpiry::Forget => {
-                store.forget_expiry(id, &expires_at).await?;
+                store.forget_expiry(id, &due_at).await?;
                 continue;
             }
         };
@@ -59,27 +72,34 @@ pub async fn sweep(store: &Store, now: &str) -> Result<Sweep, StoreError> {
             RequestStatus::Cancelled => format!("expired at {expires_at} before it was approved"),
             _ => format!("expired at {expires_at}"),
         };
-        let planned = match lifecycle::plan_transition(&request, to, Actor::System, Some(comment), now) {
+        let mut planned = match lifecycle::plan_transition(&request, to, Actor::System, Some(comment), now) {
             Ok(planned) => planned,
             // `on_expiry` only names allowed moves; should that ever change, say so.
             Err(e) => {
                 tracing::warn!(request_id = %id, error = %e, "expiry not applied");
                 done.waiting += 1;
+                store.postpone_expiry(id, &due_at, &later).await?;
                 continue;
             }
         };
+        // Not if an extension lands between the read and this write.
+        planned.if_expires_at = Some(expires_at);
         match store.apply_transition(&request, &planned).await {
             Ok(_) => {
                 tracing::info!(request_id = %id, to = to.as_str(), by = "system", "request expired");
-                store.forget_expiry(id, &expires_at).await?;
+                store.forget_expiry(id, &due_at).await?;
                 if to == RequestStatus::Cancelled {
                     done.cancelled.push(id);
                 } else {
                     done.deleting.push(id);
                 }
             }
-            // Someone moved it first, or a rotation is under way: the next sweep sees.
-            Err(StoreError::StatusChanged { .. } | StoreError::JobBusy { .. }) => done.waiting += 1,
+            // Someone moved or extended it first, or a rotation is under way: look
+            // again later.
+            Err(StoreError::StatusChanged { .. } | StoreError::JobBusy { .. }) => {
+                done.waiting += 1;
+                store.postpone_expiry(id, &due_at, &later).await?;
+            }
             Err(e) => return Err(e),
         }
     }

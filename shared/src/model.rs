@@ -304,7 +304,7 @@ pub enum JobOperation {
     Apply,
     /// Apply again with newly generated secrets; the request stays `ready`.
     Rotate,
-    /// Remove the resource (`terraform apply -destroy`); the request becomes `deleted`.
+    /// Remove the resource (`terraform plan -destroy`, then `apply` of that plan); the request becomes `deleted`.
     Destroy,
 }
 

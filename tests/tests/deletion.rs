@@ -100,19 +100,28 @@ async fn a_deleted_postgres_is_gone_with_its_role_credentials_and_name() {
     let state = state(&w, &id);
     assert_eq!(state["resources"], json!([]), "{state}");
 
-    // AND the logs keep the apply's run and add the destroy's
+    // AND the logs keep every command of the apply's run and add the destroy's run
     let logs = logs(&w, &id).await;
-    let runs: Vec<(u64, &str)> = logs
-        .iter()
-        .map(|l| (l["run"].as_u64().unwrap(), l["operation"].as_str().unwrap()))
-        .collect();
-    assert!(
-        runs.contains(&(1, "apply")) && runs.contains(&(2, "destroy")),
-        "{runs:?}"
+    let run = |n: u64| -> Vec<(String, String)> {
+        logs.iter()
+            .filter(|l| l["run"] == n)
+            .map(|l| {
+                (
+                    l["operation"].as_str().unwrap().into(),
+                    l["phase"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let phases = |op: &str, names: &[&str]| -> Vec<(String, String)> {
+        names.iter().map(|p| (op.to_string(), p.to_string())).collect()
+    };
+    assert_eq!(
+        run(1),
+        phases("apply", &["init", "plan", "apply", "output"]),
+        "{logs:?}"
     );
-    assert!(logs
-        .iter()
-        .any(|l| l["operation"] == "destroy" && l["phase"] == "apply"));
+    assert_eq!(run(2), phases("destroy", &["init", "plan", "apply"]), "{logs:?}");
 
     // AND the name is free again
     let again = submit(&w, "postgres", "gone-db", json!({})).await;
@@ -303,6 +312,12 @@ async fn a_failed_request_can_be_deleted_and_its_partial_state_is_destroyed() {
     let broken = runner(&w, &[], &[("PGPORT", &port)]);
     let result = broken.run_job(id.parse().unwrap(), rx).await.unwrap();
     assert!(matches!(result, JobResult::Failed(_)), "{result:?}");
+    let partial = state(&w, &id);
+    assert_ne!(
+        partial["resources"],
+        json!([]),
+        "the failed apply left nothing to destroy: {partial}"
+    );
 
     // WHEN it is deleted, THEN it becomes deleted (what Terraform had is destroyed)
     let done = deleted(&w, &id).await;
@@ -750,4 +765,59 @@ async fn deleting_a_user_cancels_their_pending_requests_and_leaves_their_resourc
     );
     names.await.expect(201);
     delete(&w, &ready, &teammate.token).await.expect(202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_made_while_the_sweep_runs_wins_over_the_expiry() {
+    // GIVEN a ready sandbox namespace that expires in 2 days
+    let w = world().await;
+    let old = in_days(2);
+    let id = submit_expiring(&w, "extended", Some(&old)).await.expect(201).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let worker = Worker::start(runner(&w, &[], &[]));
+    approve(&w, &id).await;
+    wait_for(&w, &id, &["ready"], Duration::from_secs(60)).await;
+    worker.stop().await;
+    let store = &w.app.app.store;
+    let request_id: Uuid = id.parse().unwrap();
+
+    // WHEN the sweep has read it (as expired, in 3 days) and the requester extends it
+    // before the sweep writes
+    let now = in_days(3);
+    let read = store.get_request(request_id).await.unwrap().unwrap();
+    let extended = in_days(20);
+    w.app
+        .post(
+            &path(&id, "extend"),
+            Some(&w.member.token),
+            json!({ "expires_at": extended }),
+        )
+        .await
+        .expect(200);
+    let mut planned = shared::domain::plan_transition(
+        &read,
+        shared::model::RequestStatus::Deleting,
+        shared::domain::Actor::System,
+        None,
+        &now,
+    )
+    .unwrap();
+    planned.if_expires_at = read.expires_at.clone();
+    let write = store.apply_transition(&read, &planned).await;
+
+    // THEN the sweep's write is refused and the request stays ready
+    assert!(
+        matches!(write, Err(shared::store::StoreError::StatusChanged { .. })),
+        "{write:?}"
+    );
+    assert_eq!(get(&w, &id).await["status"], "ready");
+
+    // AND a sweep at that time leaves it alone, one after the new expiry deletes it
+    let early = shared::expiry::sweep(store, &now).await.unwrap();
+    assert!(!early.deleting.contains(&request_id), "{early:?}");
+    assert_eq!(get(&w, &id).await["status"], "ready");
+    let late = shared::expiry::sweep(store, &in_days(21)).await.unwrap();
+    assert!(late.deleting.contains(&request_id), "{late:?}");
 }

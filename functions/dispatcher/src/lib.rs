@@ -106,7 +106,14 @@ pub async fn sweep(
     starter: &impl BuildStarter,
     now: time::OffsetDateTime,
 ) -> Result<Value, shared::store::StoreError> {
-    let expired = shared::expiry::sweep(store, &format_timestamp(now)).await?;
+    // An expiry that cannot be handled now must not stop the re-dispatch below.
+    let expired = match shared::expiry::sweep(store, &format_timestamp(now)).await {
+        Ok(expired) => expired,
+        Err(e) => {
+            tracing::warn!(error = %e, "expiry sweep failed; jobs are re-dispatched anyway");
+            shared::expiry::Sweep::default()
+        }
+    };
     let before = format_timestamp(now - REDISPATCH_AFTER);
     let due = store.due_jobs(&before, 100).await?;
     let mut started = 0;

@@ -416,7 +416,7 @@ async fn retry(ctx: Ctx) -> HandlerResult {
 
 /// Delete a ready or failed resource: its requester, a member of its team, or an
 /// admin. The request becomes `deleting` and the runner destroys its resources
-/// (`terraform apply -destroy`); then it is `deleted`, its credentials are destroyed
+/// (`terraform plan -destroy`, then `apply` of that plan); then it is `deleted`, its credentials are destroyed
 /// and its name is free again. A destroy that fails is retried with back-off and the
 /// request stays `deleting`, the error in `provisioning.error`.
 #[utoipa::path(post, path = "/api/v1/requests/{id}/delete", tag = "requests", request_body(content = Comment, description = "Optional"),

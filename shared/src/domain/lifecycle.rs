@@ -128,6 +128,9 @@ pub struct PlannedTransition {
     pub frees_name: bool,
     /// A retry or a deletion: the request's job is queued again.
     pub requeue: Option<Requeue>,
+    /// Written only if the request still has this expiry (an expiry's move must not
+    /// win over an extension made after the expiry was read).
+    pub if_expires_at: Option<String>,
 }
 
 /// What the request's job runs next after this move, if the move queues it again.
@@ -186,6 +189,7 @@ pub fn plan_transition(
         job,
         frees_name: holds_name(from) && !holds_name(to),
         requeue: requeue_for(from, to),
+        if_expires_at: None,
     })
 }
 
@@ -213,6 +217,7 @@ pub fn plan_retry(
             job: None,
             frees_name: false,
             requeue: requeue_for(RequestStatus::Deleting, RequestStatus::Deleting),
+            if_expires_at: None,
         }),
         other => Err(LifecycleError::NotRetryable(other)),
     }

@@ -596,7 +596,7 @@ impl Store {
 
     /// Stores the redacted output of one Terraform command of a job's attempt.
     pub async fn put_job_log(&self, request_id: Uuid, log: &JobLog) -> Result<(), StoreError> {
-        let key = keys::job_log(request_id, log.attempt, log.seq, &log.phase);
+        let key = keys::job_log(request_id, log.run, log.seq, &log.phase);
         let item = Stored::new(
             keys::JOB_LOG,
             key,

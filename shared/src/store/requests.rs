@@ -77,17 +77,23 @@ pub(super) fn transition_items<'a>(
     let (from, to, now) = (planned.from, planned.to, planned.step.at.as_str());
     let history = serde_dynamo::to_attribute_value(vec![&planned.step])?;
     let (gsi1pk, _) = keys::requests_by_status(to.as_str(), &request.created_at, request.id);
+    let mut condition = "#status = :from".to_string();
+    let mut expr = Expr::new()
+        .name("#status", "status")
+        .value(":to", s(to.as_str()))
+        .value(":from", s(from.as_str()))
+        .value(":gsi1pk", s(gsi1pk))
+        .value(":now", s(now))
+        .value(":step", history);
+    if let Some(at) = &planned.if_expires_at {
+        condition.push_str(" AND expires_at = :seen_expiry");
+        expr = expr.value(":seen_expiry", s(at));
+    }
     tx = tx.update(
         &keys::request(request.id),
         "SET #status = :to, GSI1PK = :gsi1pk, updated_at = :now, history = list_append(history, :step)",
-        Some("#status = :from"),
-        Expr::new()
-            .name("#status", "status")
-            .value(":to", s(to.as_str()))
-            .value(":from", s(from.as_str()))
-            .value(":gsi1pk", s(gsi1pk))
-            .value(":now", s(now))
-            .value(":step", history),
+        Some(&condition),
+        expr,
     )?;
     if let Some(job) = &planned.job {
         tx = tx.put_new(super::jobs::job_item(job)?)?;
@@ -275,6 +281,31 @@ impl Store {
             .into_iter()
             .map(|item| from_item::<ExpiryMarker>(item).map(|m| (m.request_id, m.due_at)))
             .collect()
+    }
+
+    /// Moves the marker of an expiry the sweep has to look at again to `later`, so that
+    /// requests waiting for an apply do not hold the head of the index; unless an
+    /// extension moved it meanwhile.
+    pub async fn postpone_expiry(&self, request_id: Uuid, seen: &str, later: &str) -> Result<(), StoreError> {
+        let (_, gsi1sk) = keys::expiries_index(later, request_id);
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(super::key_item(&keys::expiry(request_id))))
+            .update_expression("SET due_at = :later, GSI1SK = :gsi1sk")
+            .condition_expression("due_at = :seen")
+            .expression_attribute_values(":later", s(later))
+            .expression_attribute_values(":gsi1sk", s(gsi1sk))
+            .expression_attribute_values(":seen", s(seen))
+            .send()
+            .await
+            .map_err(super::classify);
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_condition_failed() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes the expiry marker of a request, unless an extension moved it meanwhile.
