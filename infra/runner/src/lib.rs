@@ -9,11 +9,16 @@
 //! - `ssi-runner run-job --request-id ID`: one job, then exit (a CodeBuild build
 //!   started by the dispatcher in AWS).
 //!
+//! `ssi-runner orphans` ([`orphans`]) lists states and resources whose request is gone
+//! or ended, and ready requests whose state is missing: the runner is the one part of
+//! the platform that can read the states, the engines and the targets.
+//!
 //! It sits beside the API's entry points: it uses the shared domain and store, and
 //! nothing of HTTP.
 
 pub mod config;
 pub mod job;
+pub mod orphans;
 pub mod secrets;
 pub mod terraform;
 pub mod worker;

@@ -3,19 +3,58 @@
 //! ```text
 //! ssi-runner worker                     run due jobs until SIGINT/SIGTERM (local stack)
 //! ssi-runner run-job --request-id ID    run one job, then exit (a CodeBuild build)
+//! ssi-runner orphans [--json]           list orphaned states and resources, and
+//!                                       requests whose state is missing (read-only);
+//!                                       exit 0 clean, 2 orphans found, 1 error
 //! ```
 //! Settings come from the environment (see `runner::config`).
 
-use runner::{worker::JobResult, Runner, RunnerConfig};
+use runner::{orphans, worker::JobResult, Runner, RunnerConfig};
 use std::process::ExitCode;
 use tokio::sync::watch;
 
-const USAGE: &str = "usage:\n  ssi-runner worker\n  ssi-runner run-job --request-id ID";
+const USAGE: &str = "usage:\n  ssi-runner worker\n  ssi-runner run-job --request-id ID\n  ssi-runner orphans [--json]";
+
+/// `ssi-runner orphans`: the report on standard output, notes and errors on standard
+/// error.
+async fn report_orphans(runner: &Runner, json: bool) -> ExitCode {
+    match orphans::scan(runner.config(), runner.store()).await {
+        Ok(report) => {
+            for what in &report.not_checked {
+                eprintln!("ssi-runner: orphans: not checked: {what}");
+            }
+            if json {
+                println!("{}", orphans::render_json(&report));
+            } else {
+                print!("{}", orphans::render_text(&report));
+            }
+            if report.orphans.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            let mut message = format!("ssi-runner: orphans: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The orphan report owns standard output (its --json must parse); the JSON logs,
+    // which go there too, are for the long-running commands.
+    if args.first().map(String::as_str) != Some("orphans") {
+        shared::logging::init();
+    }
     let cfg = match RunnerConfig::from_env() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -70,6 +109,14 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some("orphans") => match &args[1..] {
+            [] => report_orphans(&runner, false).await,
+            [flag] if flag == "--json" => report_orphans(&runner, true).await,
+            _ => {
+                eprintln!("ssi-runner: orphans takes only --json\n{USAGE}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             ExitCode::FAILURE

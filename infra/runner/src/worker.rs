@@ -84,6 +84,14 @@ impl Runner {
         &self.owner
     }
 
+    pub fn config(&self) -> &RunnerConfig {
+        &self.cfg
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The back-off before run `attempts + 1`: `retry_backoff`, doubled per run, at
     /// most an hour.
     fn backoff(&self, attempts: u32) -> Duration {
