@@ -95,6 +95,10 @@ pub struct Team {
     /// Set while the team is being deleted: no member may join, reads say 404.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// Requests ever made for the team (never decremented; absent on teams from before
+    /// it): a team deletion knows from it when the team's request index has caught up.
+    #[serde(default)]
+    pub requests_created: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]

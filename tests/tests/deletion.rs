@@ -821,3 +821,37 @@ async fn an_extension_made_while_the_sweep_runs_wins_over_the_expiry() {
     let late = shared::expiry::sweep(store, &in_days(21)).await.unwrap();
     assert!(late.deleting.contains(&request_id), "{late:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_deletion_waits_for_the_request_index_and_never_deletes_past_it() {
+    // GIVEN a team with no live request, whose counter says one more request was
+    // made than the index holds (as when a request committed a moment ago has not
+    // reached the eventually consistent index yet)
+    let w = world().await;
+    let client = w.app.app.store.client();
+    let key = format!("TEAM#{}", w.team);
+    client
+        .update_item()
+        .table_name(&w.app.table)
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(key))
+        .update_expression("ADD requests_created :one")
+        .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        .send()
+        .await
+        .expect("bump the counter");
+
+    // WHEN an admin deletes the team: THEN it waits, then answers 503 (retry), and the
+    // team is not deleted nor left marked: its member can still ask for resources
+    let reply = w
+        .app
+        .delete(&format!("/api/v1/teams/{}", w.team), Some(&w.admin.token))
+        .await
+        .expect(503);
+    assert!(reply.header("retry-after").is_some(), "{reply:?}");
+    w.app
+        .get(&format!("/api/v1/teams/{}", w.team), Some(&w.admin.token))
+        .await
+        .expect(200);
+    submit(&w, "k8s_namespace", "after-wait", json!({})).await;
+}

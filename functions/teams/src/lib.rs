@@ -115,6 +115,7 @@ async fn create_team(ctx: Ctx) -> HandlerResult {
         member_count: 0,
         version: 0,
         deleting: false,
+        requests_created: 0,
     };
     ctx.app.store.create_team(&team).await?;
     tracing::info!(team_id = %team.id, "team created");

@@ -115,6 +115,7 @@ pub async fn seed(app: &App, teams: usize, members: usize) -> Result<Seeded, Str
             member_count: 0,
             version: 0,
             deleting: false,
+            requests_created: 0,
         };
         app.store
             .create_team(&team)

@@ -155,16 +155,18 @@ impl Store {
         let mut tx = Tx::new(self)
             .put_new(request_item(request)?)?
             .put_new(marker)?
-            // The requester is still in that team, and the team is not being deleted.
+            // The requester is still in that team, and the team is not being deleted
+            // (counted on the team, so that its deletion can wait for its index).
             .check(
                 &keys::user(request.requester_id),
                 "team_id = :team",
                 Expr::new().value(":team", team),
             )?
-            .check(
+            .update(
                 &keys::team(request.team_id),
-                "attribute_exists(PK) AND attribute_not_exists(deleting)",
-                Expr::new(),
+                "ADD requests_created :one",
+                Some("attribute_exists(PK) AND attribute_not_exists(deleting)"),
+                Expr::new().value(":one", super::n(1)),
             )?;
         if let Some(at) = &request.expires_at {
             tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
@@ -328,16 +330,18 @@ impl Store {
     }
 
     /// Every request of a team that still holds its name (anything not rejected,
-    /// cancelled or deleted), oldest first.
-    pub async fn live_team_requests(&self, team_id: Uuid) -> Result<Vec<ResourceRequest>, StoreError> {
+    /// cancelled or deleted), oldest first; and how many requests the index held in all.
+    pub async fn live_team_requests(&self, team_id: Uuid) -> Result<(Vec<ResourceRequest>, u64), StoreError> {
         let mut live = Vec::new();
+        let mut seen = 0u64;
         let mut start = None;
         loop {
             let (page, next) = self.list_requests(RequestList::Team(team_id), None, 100, start).await?;
+            seen += page.len() as u64;
             live.extend(page.into_iter().filter(|r| holds_name(r.status)));
             match next {
                 Some(next) => start = Some(next),
-                None => return Ok(live),
+                None => return Ok((live, seen)),
             }
         }
     }

@@ -46,6 +46,11 @@ pub struct TeamChanges {
     pub description: Option<String>,
 }
 
+/// How often, and how long apart, a team deletion reads the team's request index
+/// before it gives up waiting for it to catch up (503).
+const INDEX_READS: usize = 20;
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The 409 of a team deletion: what the team still has, at most 20 listed.
 fn owned_requests_message(live: &[crate::model::ResourceRequest]) -> String {
     const SHOWN: usize = 20;
@@ -188,7 +193,7 @@ impl Store {
     pub async fn delete_team(&self, id: Uuid) -> Result<(), ApiError> {
         // Checked first too, so that a team with work under way is never marked (a
         // runner does not start a job for a team being deleted).
-        let live = self.live_team_requests(id).await?;
+        let (live, _) = self.live_team_requests(id).await?;
         if !live.is_empty() {
             return Err(ApiError::Conflict(owned_requests_message(&live)));
         }
@@ -209,9 +214,21 @@ impl Store {
             Err(e) if e.is_condition_failed() => return Err(team_not_found()),
             Err(e) => return Err(e.into()),
         };
-        // Checked after the mark: no request can be made for the team from then on.
-        let live = self.live_team_requests(id).await?;
-        if !live.is_empty() {
+        // Checked after the mark: no request can be made for the team from then on,
+        // and the mark's answer says how many were ever made. The index is eventually
+        // consistent: it is read until it holds them all.
+        let mut caught_up = None;
+        for _ in 0..INDEX_READS {
+            let (live, seen) = self.live_team_requests(id).await?;
+            if seen >= team.requests_created {
+                caught_up = Some(live);
+                break;
+            }
+            tokio::time::sleep(INDEX_WAIT).await;
+        }
+        let lagging = caught_up.is_none();
+        let live = caught_up.unwrap_or_default();
+        if lagging || !live.is_empty() {
             self.client
                 .update_item()
                 .table_name(&self.table)
@@ -221,6 +238,11 @@ impl Store {
                 .send()
                 .await
                 .map_err(super::classify)?;
+            if lagging {
+                return Err(ApiError::Unavailable(
+                    "the team's request index is behind; retry in a moment".into(),
+                ));
+            }
             return Err(ApiError::Conflict(owned_requests_message(&live)));
         }
         let (_, members) = self.team_partition(id).await?;

@@ -96,6 +96,7 @@ fn team() -> Team {
         member_count: 20,
         version: 3,
         deleting: false,
+        requests_created: 0,
     }
 }
 
