@@ -23,6 +23,10 @@ pub struct User {
     /// The user's own age (X25519) public key: credentials are sealed to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_recipient: Option<String>,
+    /// Requests the user ever made (never decremented): their deletion knows from it
+    /// when the user's request index has caught up.
+    #[serde(default)]
+    pub requests_created: u64,
 }
 
 // Hand-written so the hash can never end up in a log line through `{:?}`.
@@ -63,6 +67,7 @@ impl User {
             created_at: now.to_string(),
             updated_at: now.to_string(),
             age_recipient: None,
+            requests_created: 0,
         }
     }
 }

@@ -855,3 +855,46 @@ async fn a_team_deletion_waits_for_the_request_index_and_never_deletes_past_it()
         .expect(200);
     submit(&w, "k8s_namespace", "after-wait", json!({})).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deletion_waits_for_the_request_index_and_never_misses_a_pending_request() {
+    // GIVEN a member with a pending request, whose counter says one more request was
+    // made than the index holds (one committed a moment ago, not yet indexed)
+    let w = world().await;
+    let pending = submit(&w, "k8s_namespace", "not-missed", json!({})).await;
+    let client = w.app.app.store.client();
+    let key = format!("USER#{}", w.member.id);
+    client
+        .update_item()
+        .table_name(&w.app.table)
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
+        .update_expression("ADD requests_created :one")
+        .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        .send()
+        .await
+        .expect("bump the counter");
+
+    // WHEN an admin deletes the member: THEN it waits, then answers 503 (retry); the
+    // user and the pending request are untouched
+    let user = format!("/api/v1/users/{}", w.member.id);
+    let reply = w.app.delete(&user, Some(&w.admin.token)).await.expect(503);
+    assert!(reply.header("retry-after").is_some(), "{reply:?}");
+    w.app.get(&user, Some(&w.admin.token)).await.expect(200);
+    assert_eq!(get(&w, &pending).await["status"], "pending");
+
+    // WHEN the index holds every request the counter names (the counter back in
+    // step), THEN the deletion goes through and cancels the request
+    client
+        .update_item()
+        .table_name(&w.app.table)
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(key))
+        .update_expression("ADD requests_created :minus")
+        .expression_attribute_values(":minus", aws_sdk_dynamodb::types::AttributeValue::N("-1".into()))
+        .send()
+        .await
+        .expect("restore the counter");
+    w.app.delete(&user, Some(&w.admin.token)).await.expect(204);
+    assert_eq!(get(&w, &pending).await["status"], "cancelled");
+}

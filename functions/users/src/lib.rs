@@ -11,7 +11,6 @@ use shared::{
     http::{self, PageRequest},
     model::{Page, RequestStatus, ResourceRequest, TeamView, UserSummary, UserView},
     router::{Ctx, HandlerResult, Router},
-    store::StoreError,
 };
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -255,7 +254,7 @@ async fn delete_user(ctx: Ctx) -> HandlerResult {
     let caller = ctx.caller()?;
     let store = &ctx.app.store;
     let now = format_timestamp(ctx.app.clock.now());
-    let plan = |request: &ResourceRequest| {
+    let cancel = |request: &ResourceRequest| {
         lifecycle::plan_transition(
             request,
             RequestStatus::Cancelled,
@@ -264,22 +263,8 @@ async fn delete_user(ctx: Ctx) -> HandlerResult {
             &now,
         )
     };
-    let cancellations = store
-        .pending_requests_of(id)
-        .await?
-        .into_iter()
-        .map(|r| plan(&r).map(|p| (r, p)))
-        .collect::<Result<Vec<_>, _>>()?;
-    store.delete_user(id, &cancellations).await?;
-    // A request the user made while this ran is cancelled now (no more can come:
-    // making one checks the user item, which is gone).
-    for late in store.pending_requests_of(id).await? {
-        match store.apply_transition(&late, &plan(&late)?).await {
-            Ok(_) | Err(StoreError::StatusChanged { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    tracing::info!(user_id = %id, by = %caller.id, cancelled = cancellations.len(), "user deleted");
+    let cancelled = store.delete_user(id, cancel).await?;
+    tracing::info!(user_id = %id, by = %caller.id, cancelled, "user deleted");
     http::no_content()
 }
 

@@ -4,7 +4,7 @@
 
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::{lifecycle::holds_name, PlannedTransition},
+    domain::PlannedTransition,
     error::ApiError,
     model::{JobStatus, RequestStatus, ResourceRequest, Transition},
 };
@@ -16,6 +16,11 @@ use uuid::Uuid;
 struct RequestNameMarker {
     request_id: Uuid,
 }
+
+/// How often, and how long apart, a read that must see every request of a team or a
+/// user reads the index before it gives up waiting for it to catch up.
+const INDEX_READS: usize = 20;
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// When a request expires, in the expiry index (see [`keys::expiry`]). The time is
 /// `due_at`, not `expires_at`: that name is the table's TTL attribute (a number there).
@@ -155,12 +160,13 @@ impl Store {
         let mut tx = Tx::new(self)
             .put_new(request_item(request)?)?
             .put_new(marker)?
-            // The requester is still in that team, and the team is not being deleted
-            // (counted on the team, so that its deletion can wait for its index).
-            .check(
+            // The requester is still in that team, and the team is not being deleted;
+            // both count the request, so that their deletions can wait for the index.
+            .update(
                 &keys::user(request.requester_id),
-                "team_id = :team",
-                Expr::new().value(":team", team),
+                "ADD requests_created :one",
+                Some("team_id = :team"),
+                Expr::new().value(":team", team).value(":one", super::n(1)),
             )?
             .update(
                 &keys::team(request.team_id),
@@ -329,42 +335,34 @@ impl Store {
         }
     }
 
-    /// Every request of a team that still holds its name (anything not rejected,
-    /// cancelled or deleted), oldest first; and how many requests the index held in all.
-    pub async fn live_team_requests(&self, team_id: Uuid) -> Result<(Vec<ResourceRequest>, u64), StoreError> {
-        let mut live = Vec::new();
-        let mut seen = 0u64;
-        let mut start = None;
-        loop {
-            let (page, next) = self.list_requests(RequestList::Team(team_id), None, 100, start).await?;
-            seen += page.len() as u64;
-            live.extend(page.into_iter().filter(|r| holds_name(r.status)));
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok((live, seen)),
+    /// Every request of a team or a requester, read (all pages) until the eventually
+    /// consistent index holds at least `at_least` of them: the count kept on the team
+    /// or user item, which every creation raises in its own transaction. `None` if the
+    /// index has not caught up after [`INDEX_READS`] reads.
+    pub(super) async fn requests_once_indexed(
+        &self,
+        list: RequestList,
+        at_least: u64,
+    ) -> Result<Option<Vec<ResourceRequest>>, StoreError> {
+        for read in 0..INDEX_READS {
+            if read > 0 {
+                tokio::time::sleep(INDEX_WAIT).await;
+            }
+            let mut all = Vec::new();
+            let mut start = None;
+            loop {
+                let (page, next) = self.list_requests(list, None, 100, start).await?;
+                all.extend(page);
+                match next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+            if all.len() as u64 >= at_least {
+                return Ok(Some(all));
             }
         }
-    }
-
-    /// Every pending request of one requester.
-    pub async fn pending_requests_of(&self, requester_id: Uuid) -> Result<Vec<ResourceRequest>, StoreError> {
-        let mut pending = Vec::new();
-        let mut start = None;
-        loop {
-            let (page, next) = self
-                .list_requests(
-                    RequestList::Requester(requester_id),
-                    Some(RequestStatus::Pending),
-                    100,
-                    start,
-                )
-                .await?;
-            pending.extend(page);
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(pending),
-            }
-        }
+        Ok(None)
     }
 
     /// One page of a request list; `status` filters a requester's or team's list.

@@ -1,6 +1,8 @@
 //! Teams, their name markers and memberships.
 
-use super::{bool_value, from_item, keys, n, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
+use super::{
+    bool_value, from_item, keys, n, s, Expr, Item, KeyCondition, QueryPage, RequestList, Store, StoreError, Stored, Tx,
+};
 use crate::{
     error::ApiError,
     model::{Team, User, UserSummary},
@@ -46,10 +48,14 @@ pub struct TeamChanges {
     pub description: Option<String>,
 }
 
-/// How often, and how long apart, a team deletion reads the team's request index
-/// before it gives up waiting for it to catch up (503).
-const INDEX_READS: usize = 20;
-const INDEX_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// The requests that still hold their name (nothing when the index was not read).
+fn holding_names(requests: Option<Vec<crate::model::ResourceRequest>>) -> Vec<crate::model::ResourceRequest> {
+    requests
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| crate::domain::lifecycle::holds_name(r.status))
+        .collect()
+}
 
 /// The 409 of a team deletion: what the team still has, at most 20 listed.
 fn owned_requests_message(live: &[crate::model::ResourceRequest]) -> String {
@@ -193,7 +199,7 @@ impl Store {
     pub async fn delete_team(&self, id: Uuid) -> Result<(), ApiError> {
         // Checked first too, so that a team with work under way is never marked (a
         // runner does not start a job for a team being deleted).
-        let (live, _) = self.live_team_requests(id).await?;
+        let live = holding_names(self.requests_once_indexed(RequestList::Team(id), 0).await?);
         if !live.is_empty() {
             return Err(ApiError::Conflict(owned_requests_message(&live)));
         }
@@ -217,17 +223,11 @@ impl Store {
         // Checked after the mark: no request can be made for the team from then on,
         // and the mark's answer says how many were ever made. The index is eventually
         // consistent: it is read until it holds them all.
-        let mut caught_up = None;
-        for _ in 0..INDEX_READS {
-            let (live, seen) = self.live_team_requests(id).await?;
-            if seen >= team.requests_created {
-                caught_up = Some(live);
-                break;
-            }
-            tokio::time::sleep(INDEX_WAIT).await;
-        }
-        let lagging = caught_up.is_none();
-        let live = caught_up.unwrap_or_default();
+        let indexed = self
+            .requests_once_indexed(RequestList::Team(id), team.requests_created)
+            .await?;
+        let lagging = indexed.is_none();
+        let live = holding_names(indexed);
         if lagging || !live.is_empty() {
             self.client
                 .update_item()

@@ -2,9 +2,9 @@
 
 use super::{from_item, keys, n, s, Expr, Item, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::PlannedTransition,
+    domain::{LifecycleError, PlannedTransition},
     error::ApiError,
-    model::{ResourceRequest, User},
+    model::{RequestStatus, ResourceRequest, User},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -223,30 +223,58 @@ impl Store {
     }
 
     /// Deletes a user with their email marker and membership, and in the same
-    /// transaction writes the planned cancellations of their pending requests. Their
-    /// tokens die with the item (authentication reads the current user).
+    /// transaction the cancellation of each of their pending requests, as `cancel`
+    /// plans it; returns how many were cancelled. Their tokens die with the item
+    /// (authentication reads the current user). The user's request index is read
+    /// until it holds every request the user made (the count on the user item), and
+    /// the deletion is conditional on that count, so no pending request is missed.
     pub async fn delete_user(
         &self,
         id: Uuid,
-        cancellations: &[(ResourceRequest, PlannedTransition)],
-    ) -> Result<(), ApiError> {
-        if cancellations.len() > MAX_CANCELLATIONS {
-            return Err(ApiError::Conflict(format!(
-                "the user has {} pending requests; at most {MAX_CANCELLATIONS} are cancelled with a deletion: cancel or reject the others first",
-                cancellations.len()
-            )));
-        }
+        cancel: impl Fn(&ResourceRequest) -> Result<PlannedTransition, LifecycleError>,
+    ) -> Result<usize, ApiError> {
         for _ in 0..RACE_ATTEMPTS {
             let user = self
                 .get_user(id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("user".into()))?;
+            let Some(requests) = self
+                .requests_once_indexed(super::RequestList::Requester(id), user.requests_created)
+                .await?
+            else {
+                return Err(ApiError::Unavailable(
+                    "the user's request index is behind; retry in a moment".into(),
+                ));
+            };
+            let cancellations = requests
+                .into_iter()
+                .filter(|r| r.status == RequestStatus::Pending)
+                .map(|r| cancel(&r).map(|p| (r, p)))
+                .collect::<Result<Vec<_>, _>>()?;
+            if cancellations.len() > MAX_CANCELLATIONS {
+                return Err(ApiError::Conflict(format!(
+                    "the user has {} pending requests; at most {MAX_CANCELLATIONS} are cancelled with a deletion: cancel or reject the others first",
+                    cancellations.len()
+                )));
+            }
             let (team_cond, expr) = team_condition(
                 &user,
-                Expr::new().value(":adm", crate::store::bool_value(user.is_admin)),
+                Expr::new()
+                    .value(":adm", crate::store::bool_value(user.is_admin))
+                    .value(":made", n(user.requests_created)),
             );
+            // No request made since the index was read.
+            let made = if user.requests_created == 0 {
+                "(attribute_not_exists(requests_created) OR requests_created = :made)"
+            } else {
+                "requests_created = :made"
+            };
             let mut tx = Tx::new(self)
-                .delete(&keys::user(id), Some(&format!("is_admin = :adm AND {team_cond}")), expr)?
+                .delete(
+                    &keys::user(id),
+                    Some(&format!("is_admin = :adm AND {team_cond} AND {made}")),
+                    expr,
+                )?
                 .delete(
                     &keys::email(&crate::auth::email::normalise(&user.email)),
                     None,
@@ -266,11 +294,11 @@ impl Store {
             } else {
                 None
             };
-            for (request, planned) in cancellations {
+            for (request, planned) in &cancellations {
                 tx = super::requests::transition_items(tx, request, planned)?;
             }
             match self.transact(tx.items).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(cancellations.len()),
                 Err(e) if counter_index.is_some_and(|i| e.failed_at(i)) => {
                     return Err(ApiError::Conflict("the last admin cannot be deleted".into()))
                 }
