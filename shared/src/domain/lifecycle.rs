@@ -133,6 +133,13 @@ pub struct PlannedTransition {
     pub if_expires_at: Option<String>,
 }
 
+/// A credentials rotation of a ready request: its job runs again once the apply (or
+/// an earlier rotation) has ended, whichever way.
+pub const ROTATION: Requeue = Requeue {
+    operation: JobOperation::Rotate,
+    when_job_is: &[JobStatus::Succeeded, JobStatus::Failed],
+};
+
 /// What the request's job runs next after this move, if the move queues it again.
 fn requeue_for(from: RequestStatus, to: RequestStatus) -> Option<Requeue> {
     use RequestStatus::*;
@@ -343,6 +350,10 @@ mod tests {
         }
         let retry = plan_retry(&request(Deleting), Actor::System, None, "t").unwrap();
         assert!(!retry.requeue.unwrap().when_job_is.contains(&JobStatus::Running));
+        // Nor does a rotation.
+        assert_eq!(ROTATION.operation, JobOperation::Rotate);
+        assert!(!ROTATION.when_job_is.contains(&JobStatus::Running));
+        assert!(!ROTATION.when_job_is.contains(&JobStatus::Queued));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::Actor,
+    domain::{lifecycle, Actor, Requeue},
     model::{
         CredentialsInfo, JobLog, JobOperation, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus,
         ResourceRequest, Transition,
@@ -45,6 +45,39 @@ fn ended_provisioning(request: &ResourceRequest, job: &ProvisioningJob, now: &st
     });
     info.finished_at = Some(now.to_string());
     info
+}
+
+/// Appends to `tx` the re-queue of a request's job for `requeue.operation`: due at
+/// `now`, attempts from zero, no lease; on the condition that the job is in one of
+/// `requeue.when_job_is` (never one that is running).
+pub(super) fn requeue_job<'a>(
+    tx: Tx<'a>,
+    request_id: Uuid,
+    requeue: &Requeue,
+    now: &str,
+) -> Result<Tx<'a>, StoreError> {
+    let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request_id);
+    let mut expr = Expr::new()
+        .name("#status", "status")
+        .name("#operation", "operation")
+        .value(":queued", s(JobStatus::Queued.as_str()))
+        .value(":operation", s(requeue.operation.as_str()))
+        .value(":zero", super::n(0))
+        .value(":now", s(now))
+        .value(":gsi1pk", s(gsi1pk))
+        .value(":gsi1sk", s(gsi1sk));
+    let mut allowed = Vec::new();
+    for (i, status) in requeue.when_job_is.iter().enumerate() {
+        let name = format!(":allowed{i}");
+        expr = expr.value(&name, s(status.as_str()));
+        allowed.push(name);
+    }
+    tx.update(
+        &keys::job(request_id),
+        "SET #status = :queued, #operation = :operation, attempts = :zero, due_at = :now, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner, last_error",
+        Some(&format!("#status IN ({})", allowed.join(", "))),
+        expr,
+    )
 }
 
 fn credentials_item(sealed: &SealedCredentials) -> Result<Item, StoreError> {
@@ -479,35 +512,17 @@ impl Store {
     /// a rotation. Of two racing rotations one wins; the other, and a rotation while
     /// one is under way, gets [`StoreError::ConditionFailed`].
     pub async fn request_rotation(&self, request: &ResourceRequest, now: &str) -> Result<(), StoreError> {
-        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request.id);
-        let tx = Tx::new(self)
-            .update(
-                &keys::job(request.id),
-                "SET #status = :queued, #operation = :rotate, attempts = :zero, due_at = :now, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner, last_error",
-                Some("#status IN (:succeeded, :failed)"),
-                Expr::new()
-                    .name("#status", "status")
-                    .name("#operation", "operation")
-                    .value(":queued", s(JobStatus::Queued.as_str()))
-                    .value(":succeeded", s(JobStatus::Succeeded.as_str()))
-                    .value(":failed", s(JobStatus::Failed.as_str()))
-                    .value(":rotate", attr(&JobOperation::Rotate)?)
-                    .value(":zero", super::n(0))
-                    .value(":now", s(now))
-                    .value(":gsi1pk", s(gsi1pk))
-                    .value(":gsi1sk", s(gsi1sk)),
-            )?
-            .update(
-                &keys::request(request.id),
-                "SET #credentials.rotating = :yes, updated_at = :now REMOVE #credentials.rotation_error",
-                Some("#status = :ready AND attribute_exists(#credentials)"),
-                Expr::new()
-                    .name("#status", "status")
-                    .name("#credentials", "credentials")
-                    .value(":yes", super::bool_value(true))
-                    .value(":ready", s(RequestStatus::Ready.as_str()))
-                    .value(":now", s(now)),
-            )?;
+        let tx = requeue_job(Tx::new(self), request.id, &lifecycle::ROTATION, now)?.update(
+            &keys::request(request.id),
+            "SET #credentials.rotating = :yes, updated_at = :now REMOVE #credentials.rotation_error",
+            Some("#status = :ready AND attribute_exists(#credentials)"),
+            Expr::new()
+                .name("#status", "status")
+                .name("#credentials", "credentials")
+                .value(":yes", super::bool_value(true))
+                .value(":ready", s(RequestStatus::Ready.as_str()))
+                .value(":now", s(now)),
+        )?;
         self.transact(tx.items).await
     }
 

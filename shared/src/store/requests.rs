@@ -6,7 +6,7 @@ use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, Stor
 use crate::{
     domain::PlannedTransition,
     error::ApiError,
-    model::{JobStatus, RequestStatus, ResourceRequest, Transition},
+    model::{RequestStatus, ResourceRequest, Transition},
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -104,28 +104,7 @@ pub(super) fn transition_items<'a>(
         tx = tx.put_new(super::jobs::job_item(job)?)?;
     }
     if let Some(requeue) = &planned.requeue {
-        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request.id);
-        let mut expr = Expr::new()
-            .name("#status", "status")
-            .name("#operation", "operation")
-            .value(":queued", s(JobStatus::Queued.as_str()))
-            .value(":operation", s(requeue.operation.as_str()))
-            .value(":zero", super::n(0))
-            .value(":now", s(now))
-            .value(":gsi1pk", s(gsi1pk))
-            .value(":gsi1sk", s(gsi1sk));
-        let mut allowed = Vec::new();
-        for (i, status) in requeue.when_job_is.iter().enumerate() {
-            let name = format!(":allowed{i}");
-            expr = expr.value(&name, s(status.as_str()));
-            allowed.push(name);
-        }
-        tx = tx.update(
-            &keys::job(request.id),
-            "SET #status = :queued, #operation = :operation, attempts = :zero, due_at = :now, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner, last_error",
-            Some(&format!("#status IN ({})", allowed.join(", "))),
-            expr,
-        )?;
+        tx = super::jobs::requeue_job(tx, request.id, requeue, now)?;
     }
     if planned.frees_name {
         tx = tx.delete(
