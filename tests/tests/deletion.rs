@@ -822,24 +822,33 @@ async fn an_extension_made_while_the_sweep_runs_wins_over_the_expiry() {
     assert!(late.deleting.contains(&request_id), "{late:?}");
 }
 
+/// Moves the `requests_created` count of a team or user item (`key` is its PK and SK)
+/// behind the API's back, as an index that lags behind it would look.
+async fn add_to_requests_created(w: &World, key: &str, by: i64) {
+    let key = aws_sdk_dynamodb::types::AttributeValue::S(key.to_string());
+    w.app
+        .app
+        .store
+        .client()
+        .update_item()
+        .table_name(&w.app.table)
+        .key("PK", key.clone())
+        .key("SK", key)
+        .update_expression("ADD requests_created :by")
+        .expression_attribute_values(":by", aws_sdk_dynamodb::types::AttributeValue::N(by.to_string()))
+        .send()
+        .await
+        .expect("move the counter");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_deletion_waits_for_the_request_index_and_never_deletes_past_it() {
     // GIVEN a team with no live request, whose counter says one more request was
     // made than the index holds (as when a request committed a moment ago has not
     // reached the eventually consistent index yet)
     let w = world().await;
-    let client = w.app.app.store.client();
     let key = format!("TEAM#{}", w.team);
-    client
-        .update_item()
-        .table_name(&w.app.table)
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(key))
-        .update_expression("ADD requests_created :one")
-        .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
-        .send()
-        .await
-        .expect("bump the counter");
+    add_to_requests_created(&w, &key, 1).await;
 
     // WHEN an admin deletes the team: THEN it waits, then answers 503 (retry), and the
     // team is not deleted nor left marked: its member can still ask for resources
@@ -862,18 +871,8 @@ async fn a_user_deletion_waits_for_the_request_index_and_never_misses_a_pending_
     // made than the index holds (one committed a moment ago, not yet indexed)
     let w = world().await;
     let pending = submit(&w, "k8s_namespace", "not-missed", json!({})).await;
-    let client = w.app.app.store.client();
     let key = format!("USER#{}", w.member.id);
-    client
-        .update_item()
-        .table_name(&w.app.table)
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
-        .update_expression("ADD requests_created :one")
-        .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
-        .send()
-        .await
-        .expect("bump the counter");
+    add_to_requests_created(&w, &key, 1).await;
 
     // WHEN an admin deletes the member: THEN it waits, then answers 503 (retry); the
     // user and the pending request are untouched
@@ -885,16 +884,7 @@ async fn a_user_deletion_waits_for_the_request_index_and_never_misses_a_pending_
 
     // WHEN the index holds every request the counter names (the counter back in
     // step), THEN the deletion goes through and cancels the request
-    client
-        .update_item()
-        .table_name(&w.app.table)
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(key.clone()))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(key))
-        .update_expression("ADD requests_created :minus")
-        .expression_attribute_values(":minus", aws_sdk_dynamodb::types::AttributeValue::N("-1".into()))
-        .send()
-        .await
-        .expect("restore the counter");
+    add_to_requests_created(&w, &key, -1).await;
     w.app.delete(&user, Some(&w.admin.token)).await.expect(204);
     assert_eq!(get(&w, &pending).await["status"], "cancelled");
 }
