@@ -84,7 +84,10 @@ pub async fn sweep(store: &Store, now: &str) -> Result<Sweep, StoreError> {
         };
         // Not if an extension lands between the read and this write.
         planned.if_expires_at = Some(expires_at);
-        match store.apply_transition(&request, &planned).await {
+        match store
+            .apply_transition(&request, &planned, &crate::domain::audit::Origin::system(now))
+            .await
+        {
             Ok(_) => {
                 tracing::info!(request_id = %id, to = to.as_str(), by = "system", "request expired");
                 store.forget_expiry(id, &due_at).await?;

@@ -4,6 +4,10 @@
 
 use crate::{
     auth::{self, Access},
+    domain::{
+        audit::{CallContext, Origin},
+        Actor,
+    },
     error::ApiError,
     model::User,
     routes::{self, Resolution, RouteSpec},
@@ -26,6 +30,31 @@ impl Ctx {
         crate::throttle::source_key(crate::http::source_ip(&self.req))
     }
 
+    /// Who is calling, from where, and now: what an audit event of this call records
+    /// (anonymous on public routes).
+    pub fn origin(&self) -> Origin {
+        let actor = self.caller.as_ref().map_or(Actor::Anonymous, |u| Actor::User(u.id));
+        let request_id = match self.req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+            _ => None,
+        };
+        let user_agent = self
+            .req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+        Origin {
+            actor,
+            context: Some(CallContext {
+                source_ip: crate::http::source_ip(&self.req).map(str::to_string),
+                user_agent,
+                request_id,
+            }),
+            at: crate::clock::format_timestamp(self.app.clock.now()),
+        }
+    }
+
     /// The signed-in caller. The router guarantees one on `User` and `Admin` routes.
     pub fn caller(&self) -> Result<&User, ApiError> {
         self.caller
@@ -33,6 +62,9 @@ impl Ctx {
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))
     }
 }
+
+/// How much of a `User-Agent` an audit event keeps.
+const MAX_USER_AGENT_CHARS: usize = 256;
 
 pub type HandlerResult = Result<Response<Body>, ApiError>;
 type BoxedHandler = Box<dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync>;

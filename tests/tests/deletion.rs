@@ -805,7 +805,9 @@ async fn an_extension_made_while_the_sweep_runs_wins_over_the_expiry() {
     )
     .unwrap();
     planned.if_expires_at = read.expires_at.clone();
-    let write = store.apply_transition(&read, &planned).await;
+    let write = store
+        .apply_transition(&read, &planned, &shared::domain::audit::Origin::system(now.clone()))
+        .await;
 
     // THEN the sweep's write is refused and the request stays ready
     assert!(

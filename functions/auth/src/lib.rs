@@ -8,6 +8,10 @@ use shared::{
         password, Attempt, Registration,
     },
     clock::format_timestamp,
+    domain::{
+        audit::{Action, Target},
+        Actor,
+    },
     error::{ApiError, FieldError},
     http,
     model::{User, UserView},
@@ -77,10 +81,14 @@ async fn register(ctx: Ctx) -> HandlerResult {
     let email = validate_credentials(&input.email, &input.password)?;
     let app = &ctx.app;
     let source = ctx.source();
-    let (slot, hash) = tokio::try_join!(Registration::reserve(app, &source), password::hash(input.password))?;
+    let origin = ctx.origin();
+    let (slot, hash) = tokio::try_join!(
+        Registration::reserve(app, &source, &origin),
+        password::hash(input.password)
+    )?;
     let now = format_timestamp(app.clock.now());
     let user = User::new(email.as_str(), hash, false, &now);
-    slot.create(app, &user, &email.normalised()).await?;
+    slot.create(app, &user, &email.normalised(), &origin).await?;
     tracing::info!(user_id = %user.id, "registered");
     http::created(&UserView::from(&user))
 }
@@ -150,12 +158,23 @@ async fn login(ctx: Ctx) -> HandlerResult {
     let app = &ctx.app;
     let lookup = async { app.store.find_user_for_login(&key).await.map_err(ApiError::from) };
     let source = ctx.source();
-    let (user, attempt) = tokio::try_join!(lookup, Attempt::reserve(app, &key, &source))?;
+    let origin = ctx.origin();
+    let (user, attempt) = tokio::try_join!(lookup, Attempt::reserve(app, &key, &source, &origin))?;
     let verified = attempt
-        .verify(app, password, user.as_ref().map(|u| u.password_hash.clone()))
+        .verify(
+            app,
+            password,
+            user.as_ref().map(|u| u.password_hash.clone()),
+            user.as_ref(),
+        )
         .await?;
     match user {
         Some(user) if verified => {
+            let event = origin
+                .as_actor(Actor::User(user.id))
+                .event(Action::LoginSucceeded, Target::user(user.id))
+                .team(user.team_id);
+            app.store.record(event).await?;
             tracing::info!(user_id = %user.id, "login");
             http::ok(&app.tokens.issue(user.id, user.token_version, app.clock.now())?)
         }
@@ -174,6 +193,9 @@ async fn me(ctx: Ctx) -> HandlerResult {
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Signed out")))]
 async fn logout(ctx: Ctx) -> HandlerResult {
-    ctx.app.store.bump_token_version(ctx.caller()?.id).await?;
+    ctx.app
+        .store
+        .bump_token_version(ctx.caller()?.id, &ctx.origin())
+        .await?;
     http::no_content()
 }

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use shared::{
     catalog::{self, ResourceType},
     clock::format_timestamp,
-    domain::{lifecycle, lifetime, Actor},
+    domain::{
+        audit::{Action, Target},
+        lifecycle, lifetime, Actor,
+    },
     error::{ApiError, FieldError, Problem},
     http::{self, PageQuery, PageRequest},
     model::{JobLog, Page, RequestStatus, ResourceRequest, Transition, User},
@@ -182,7 +185,7 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
         credentials: None,
         expires_at: expires_at.map(format_timestamp),
     };
-    ctx.app.store.create_request(&request).await?;
+    ctx.app.store.create_request(&request, &ctx.origin()).await?;
     tracing::info!(request_id = %request.id, team_id = %team_id, resource_type = %request.resource_type, "request submitted");
     http::created(&request)
 }
@@ -333,7 +336,7 @@ async fn move_to(ctx: &Ctx, request: &ResourceRequest, to: RequestStatus, commen
     let caller = ctx.caller()?;
     let now = format_timestamp(ctx.app.clock.now());
     let planned = lifecycle::plan_transition(request, to, Actor::User(caller.id), comment, &now)?;
-    let updated = ctx.app.store.apply_transition(request, &planned).await?;
+    let updated = ctx.app.store.apply_transition(request, &planned, &ctx.origin()).await?;
     tracing::info!(request_id = %request.id, to = to.as_str(), by = %caller.id, "request transition");
     http::ok(&updated)
 }
@@ -409,7 +412,11 @@ async fn retry(ctx: Ctx) -> HandlerResult {
     let caller = ctx.caller()?;
     let now = format_timestamp(ctx.app.clock.now());
     let planned = lifecycle::plan_retry(&request, Actor::User(caller.id), comment, &now)?;
-    let updated = ctx.app.store.apply_transition(&request, &planned).await?;
+    let updated = ctx
+        .app
+        .store
+        .apply_transition(&request, &planned, &ctx.origin())
+        .await?;
     tracing::info!(request_id = %request.id, to = planned.to.as_str(), by = %caller.id, "request retried");
     http::ok(&updated)
 }
@@ -435,7 +442,11 @@ async fn delete_request(ctx: Ctx) -> HandlerResult {
     let caller = ctx.caller()?;
     let now = format_timestamp(ctx.app.clock.now());
     let planned = lifecycle::plan_transition(&request, RequestStatus::Deleting, Actor::User(caller.id), comment, &now)?;
-    let updated = ctx.app.store.apply_transition(&request, &planned).await?;
+    let updated = ctx
+        .app
+        .store
+        .apply_transition(&request, &planned, &ctx.origin())
+        .await?;
     tracing::info!(request_id = %request.id, by = %caller.id, "request deletion queued");
     http::json(lambda_http::http::StatusCode::ACCEPTED, &updated)
 }
@@ -487,7 +498,7 @@ async fn extend(ctx: Ctx) -> HandlerResult {
         at: format_timestamp(now),
         comment: Some(format!("expiry moved to {at}")),
     };
-    let updated = ctx.app.store.extend_expiry(&request, &at, &step).await?;
+    let updated = ctx.app.store.extend_expiry(&request, &at, &step, &ctx.origin()).await?;
     tracing::info!(request_id = %request.id, by = %caller.id, expires_at = %at, "request expiry extended");
     http::ok(&updated)
 }
@@ -565,6 +576,13 @@ async fn credentials(ctx: Ctx) -> HandlerResult {
         .get_credentials(request.id)
         .await?
         .ok_or_else(|| ApiError::Conflict("the request has no credentials yet".into()))?;
+    // Recorded before the secret is opened: no read is ever answered without its event.
+    let event = ctx
+        .origin()
+        .event(Action::CredentialsRead, Target::request(request.id))
+        .team(Some(request.team_id))
+        .fact("version", sealed.version);
+    ctx.app.store.record(event).await?;
     let open = vault
         .open(&sealed, request.id, request.team_id)
         .await
@@ -627,13 +645,17 @@ async fn rotate_credentials(ctx: Ctx) -> HandlerResult {
         )));
     }
     let now = format_timestamp(ctx.app.clock.now());
-    ctx.app.store.request_rotation(&request, &now).await.map_err(|e| {
-        if e.is_condition_failed() {
-            ApiError::Conflict("a rotation is already under way, or the request changed; retry later".into())
-        } else {
-            e.into()
-        }
-    })?;
+    ctx.app
+        .store
+        .request_rotation(&request, &now, &ctx.origin())
+        .await
+        .map_err(|e| {
+            if e.is_condition_failed() {
+                ApiError::Conflict("a rotation is already under way, or the request changed; retry later".into())
+            } else {
+                e.into()
+            }
+        })?;
     tracing::info!(request_id = %request.id, by = %caller.id, "credentials rotation requested");
     let updated = ctx.app.store.get_request(request.id).await?.ok_or_else(not_found)?;
     http::json(lambda_http::http::StatusCode::ACCEPTED, &updated)

@@ -117,7 +117,7 @@ async fn create_team(ctx: Ctx) -> HandlerResult {
         deleting: false,
         requests_created: 0,
     };
-    ctx.app.store.create_team(&team).await?;
+    ctx.app.store.create_team(&team, &ctx.origin()).await?;
     tracing::info!(team_id = %team.id, "team created");
     http::created(&TeamView::from(&team))
 }
@@ -182,7 +182,7 @@ async fn update_team(ctx: Ctx) -> HandlerResult {
         store.get_team(id).await?.ok_or_else(team_not_found)?
     } else {
         store
-            .update_team(id, &changes, &format_timestamp(ctx.app.clock.now()))
+            .update_team(id, &changes, &format_timestamp(ctx.app.clock.now()), &ctx.origin())
             .await?
     };
     http::ok(&TeamView::from(&team))
@@ -193,7 +193,7 @@ async fn update_team(ctx: Ctx) -> HandlerResult {
     responses((status = 204, description = "Deleted")))]
 async fn delete_team(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
-    ctx.app.store.delete_team(id).await?;
+    ctx.app.store.delete_team(id, &ctx.origin()).await?;
     tracing::info!(team_id = %id, by = %ctx.caller()?.id, "team deleted");
     http::no_content()
 }
@@ -212,7 +212,7 @@ async fn add_member(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let input: NewMember = http::json_body(&ctx.req)?;
     let now = format_timestamp(ctx.app.clock.now());
-    let user = ctx.app.store.add_member(id, input.user_id, &now).await?;
+    let user = ctx.app.store.add_member(id, input.user_id, &now, &ctx.origin()).await?;
     http::ok(&UserView::from(&user))
 }
 
@@ -223,7 +223,7 @@ async fn remove_member(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let user_id = http::path_uuid(&ctx.req, "user_id", "member")?;
     let now = format_timestamp(ctx.app.clock.now());
-    ctx.app.store.remove_member(id, user_id, &now).await?;
+    ctx.app.store.remove_member(id, user_id, &now, &ctx.origin()).await?;
     http::no_content()
 }
 

@@ -65,7 +65,7 @@ async fn set_public_key(ctx: Ctx) -> HandlerResult {
     let now = format_timestamp(ctx.app.clock.now());
     ctx.app
         .store
-        .set_age_recipient(caller.id, Some(&recipient), &now)
+        .set_age_recipient(caller.id, Some(&recipient), &now, &ctx.origin())
         .await?;
     tracing::info!(user_id = %caller.id, "public key registered");
     let mut me = caller.clone();
@@ -80,7 +80,10 @@ async fn set_public_key(ctx: Ctx) -> HandlerResult {
 async fn delete_public_key(ctx: Ctx) -> HandlerResult {
     let caller = ctx.caller()?;
     let now = format_timestamp(ctx.app.clock.now());
-    ctx.app.store.set_age_recipient(caller.id, None, &now).await?;
+    ctx.app
+        .store
+        .set_age_recipient(caller.id, None, &now, &ctx.origin())
+        .await?;
     tracing::info!(user_id = %caller.id, "public key removed");
     http::no_content()
 }
@@ -103,9 +106,15 @@ async fn change_password(ctx: Ctx) -> HandlerResult {
     let input: PasswordChange = http::json_body(&ctx.req)?;
     let user = ctx.caller()?;
     let app = &ctx.app;
-    let attempt = Attempt::reserve(app, &email::normalise(&user.email), &ctx.source()).await?;
+    let origin = ctx.origin();
+    let attempt = Attempt::reserve(app, &email::normalise(&user.email), &ctx.source(), &origin).await?;
     if !attempt
-        .verify(app, input.current_password, Some(user.password_hash.clone()))
+        .verify(
+            app,
+            input.current_password,
+            Some(user.password_hash.clone()),
+            Some(user),
+        )
         .await?
     {
         return Err(ApiError::validation("current_password", "is not your current password"));
@@ -113,7 +122,7 @@ async fn change_password(ctx: Ctx) -> HandlerResult {
     password::check_policy("new_password", &input.new_password, &[user.email.as_str()])?;
     let hash = password::hash(input.new_password).await?;
     let now = format_timestamp(app.clock.now());
-    app.store.change_password(user, &hash, &now).await?;
+    app.store.change_password(user, &hash, &now, &origin).await?;
     tracing::info!(user_id = %user.id, "password changed");
     http::no_content()
 }
@@ -231,7 +240,7 @@ async fn update_user(ctx: Ctx) -> HandlerResult {
     let user = match input.is_admin {
         Some(make_admin) => {
             let now = format_timestamp(ctx.app.clock.now());
-            let user = store.set_admin(id, make_admin, &now).await?;
+            let user = store.set_admin(id, make_admin, &now, &ctx.origin()).await?;
             tracing::info!(user_id = %id, is_admin = make_admin, by = %ctx.caller()?.id, "role changed");
             user
         }
@@ -263,7 +272,7 @@ async fn delete_user(ctx: Ctx) -> HandlerResult {
             &now,
         )
     };
-    let cancelled = store.delete_user(id, cancel).await?;
+    let cancelled = store.delete_user(id, cancel, &ctx.origin()).await?;
     tracing::info!(user_id = %id, by = %caller.id, cancelled, "user deleted");
     http::no_content()
 }

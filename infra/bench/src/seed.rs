@@ -7,6 +7,7 @@ use shared::{
     auth::{email::Email, password},
     clock::{format_timestamp, Clock},
     config::Config,
+    domain::audit::Origin,
     model::{Team, User},
     App,
 };
@@ -79,7 +80,7 @@ async fn user(app: &App, hash: &str, is_admin: bool, prefix: &str) -> Result<See
     let now = format_timestamp(app.clock.now());
     let user = User::new(email.as_str(), hash.to_string(), is_admin, &now);
     app.store
-        .create_user(&user, &email.normalised())
+        .create_user(&user, &email.normalised(), &Origin::system(now.clone()))
         .await
         .map_err(|e| format!("creating a user: {e}"))?;
     token_for(app, user)
@@ -118,7 +119,7 @@ pub async fn seed(app: &App, teams: usize, members: usize) -> Result<Seeded, Str
             requests_created: 0,
         };
         app.store
-            .create_team(&team)
+            .create_team(&team, &Origin::system(team.created_at.clone()))
             .await
             .map_err(|e| format!("creating a team: {e}"))?;
         ids.push(team.id);
@@ -130,7 +131,7 @@ pub async fn seed(app: &App, teams: usize, members: usize) -> Result<Seeded, Str
         let now = format_timestamp(app.clock.now());
         let joined = app
             .store
-            .add_member(big_team, seeded.user.id, &now)
+            .add_member(big_team, seeded.user.id, &now, &Origin::system(now.clone()))
             .await
             .map_err(|e| format!("adding a member: {e}"))?;
         if first_member.is_none() {

@@ -8,6 +8,7 @@ pub mod password;
 
 use crate::throttle::{self, Window};
 use crate::{
+    domain::audit::{Action, Origin, Target},
     error::ApiError,
     model::User,
     store::{AccountReservation, PairReservation},
@@ -86,12 +87,25 @@ pub struct Attempt {
     pair: Window,
     account: Window,
     clean: bool,
+    origin: Origin,
+}
+
+/// Records a refusal by a throttle in the audit log, then gives the refusal back.
+async fn throttled(app: &App, origin: &Origin, target: Target, retry_after_secs: u64) -> ApiError {
+    let event = origin
+        .event(Action::Throttled, target)
+        .fact("retry_after_secs", retry_after_secs);
+    match app.store.record(event).await {
+        Ok(()) => ApiError::TooManyRequests { retry_after_secs },
+        Err(e) => e.into(),
+    }
 }
 
 impl Attempt {
     /// Reserves an attempt on the account keyed by `email_key` (a normalised email)
     /// from `source` (a [`throttle::source_key`]).
-    pub async fn reserve(app: &App, email_key: &str, source: &str) -> Result<Self, ApiError> {
+    /// A refusal is recorded in the audit log (as `origin`) before it is answered.
+    pub async fn reserve(app: &App, email_key: &str, source: &str, origin: &Origin) -> Result<Self, ApiError> {
         let now = app.clock.now().unix_timestamp();
         let pair = Window::at(now, throttle::PAIR_WINDOW_SECS);
         let account = Window::at(now, throttle::ACCOUNT_WINDOW_SECS);
@@ -99,9 +113,7 @@ impl Attempt {
         let clean = match store.reserve_pair_attempt(email_key, source, pair).await? {
             PairReservation::Reserved { clean } => clean,
             PairReservation::Locked => {
-                return Err(ApiError::TooManyRequests {
-                    retry_after_secs: pair.retry_after(now),
-                })
+                return Err(throttled(app, origin, Target::account(email_key), pair.retry_after(now)).await)
             }
         };
         match store.reserve_account_attempt(email_key, clean, account, now).await {
@@ -111,6 +123,7 @@ impl Attempt {
                 pair,
                 account,
                 clean,
+                origin: origin.clone(),
             }),
             refused => {
                 // This attempt will not be checked: it is no failure of this source.
@@ -119,7 +132,7 @@ impl Attempt {
                 }
                 match refused? {
                     AccountReservation::BackOff { retry_after_secs } => {
-                        Err(ApiError::TooManyRequests { retry_after_secs })
+                        Err(throttled(app, origin, Target::account(email_key), retry_after_secs).await)
                     }
                     AccountReservation::Reserved => unreachable!("handled above"),
                 }
@@ -127,9 +140,25 @@ impl Attempt {
         }
     }
 
-    /// Verifies `password` against `stored` (or the dummy hash when there is no account).
-    pub async fn verify(self, app: &App, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    /// Verifies `password` against `stored` (or the dummy hash when there is no
+    /// account). A wrong password is recorded in the audit log, against `user` (the
+    /// account's user, if there is one) or else the email, before the caller answers.
+    pub async fn verify(
+        self,
+        app: &App,
+        password: String,
+        stored: Option<String>,
+        user: Option<&User>,
+    ) -> Result<bool, ApiError> {
         let ok = password::verify(password, stored).await?;
+        if !ok {
+            let target = user.map_or_else(|| Target::account(&self.email), |u| Target::user(u.id));
+            let event = self
+                .origin
+                .event(Action::LoginFailed, target)
+                .team(user.and_then(|u| u.team_id));
+            app.store.record(event).await?;
+        }
         if ok {
             // Best effort: a correct password must not fail because a reservation could
             // not be given back (it then counts once, and expires with its window).
@@ -158,7 +187,7 @@ pub struct Registration {
 }
 
 impl Registration {
-    pub async fn reserve(app: &App, source: &str) -> Result<Self, ApiError> {
+    pub async fn reserve(app: &App, source: &str, origin: &Origin) -> Result<Self, ApiError> {
         let now = app.clock.now().unix_timestamp();
         let window = Window::at(now, throttle::PAIR_WINDOW_SECS);
         if !app
@@ -166,9 +195,7 @@ impl Registration {
             .reserve_registration(source, window, throttle::REGISTRATION_MAX_CONFLICTS)
             .await?
         {
-            return Err(ApiError::TooManyRequests {
-                retry_after_secs: window.retry_after(now),
-            });
+            return Err(throttled(app, origin, Target::source(source), window.retry_after(now)).await);
         }
         Ok(Self {
             source: source.to_string(),
@@ -178,9 +205,15 @@ impl Registration {
 
     /// Creates the account; the same transaction gives the reservation back, so only
     /// a taken email (409) stays counted.
-    pub async fn create(self, app: &App, user: &User, normalised_email: &str) -> Result<(), ApiError> {
+    pub async fn create(
+        self,
+        app: &App,
+        user: &User,
+        normalised_email: &str,
+        origin: &crate::domain::audit::Origin,
+    ) -> Result<(), ApiError> {
         app.store
-            .register_user(user, normalised_email, &self.source, self.window)
+            .register_user(user, normalised_email, &self.source, self.window, origin)
             .await
     }
 }

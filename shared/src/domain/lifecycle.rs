@@ -25,10 +25,13 @@ use uuid::Uuid;
 pub enum Actor {
     User(Uuid),
     System,
+    /// Nobody signed in (a failed login): only in the audit log.
+    Anonymous,
 }
 
 impl Actor {
     pub const SYSTEM: &'static str = "system";
+    pub const ANONYMOUS: &'static str = "anonymous";
 }
 
 impl fmt::Display for Actor {
@@ -36,6 +39,7 @@ impl fmt::Display for Actor {
         match self {
             Self::User(id) => write!(f, "{id}"),
             Self::System => f.write_str(Self::SYSTEM),
+            Self::Anonymous => f.write_str(Self::ANONYMOUS),
         }
     }
 }
@@ -51,6 +55,9 @@ impl<'de> Deserialize<'de> for Actor {
         let raw = String::deserialize(deserializer)?;
         if raw == Self::SYSTEM {
             return Ok(Self::System);
+        }
+        if raw == Self::ANONYMOUS {
+            return Ok(Self::Anonymous);
         }
         Uuid::parse_str(&raw)
             .map(Self::User)

@@ -3,6 +3,7 @@
 //! Handlers, the runner and `ssi-admin` decide with these functions; the store only
 //! writes what they planned, guarded by conditions on what it read.
 
+pub mod audit;
 pub mod lifecycle;
 pub mod lifetime;
 

@@ -8,7 +8,10 @@
 
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::{lifecycle, Actor, Requeue},
+    domain::{
+        audit::{Action, AuditEvent, Origin, Target},
+        lifecycle, Actor, Requeue,
+    },
     model::{
         CredentialsInfo, JobLog, JobOperation, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus,
         ResourceRequest, Transition,
@@ -33,6 +36,34 @@ pub(crate) fn job_item(job: &ProvisioningJob) -> Result<Item, StoreError> {
 
 /// The request's provisioning block as a run of `job` ends at `now` (one is made
 /// when the request never had a claim).
+/// The audit event of a run's outcome (by the system): the request's move, or for a
+/// run that changes no status (a rotation, a failure to be retried) what happened.
+fn outcome_event(claimed: &ClaimedJob, outcome: &RunOutcome, to: RequestStatus, now: &str) -> AuditEvent {
+    let ClaimedJob { job, request } = claimed;
+    let origin = Origin::system(now);
+    let event = match outcome {
+        RunOutcome::Succeeded { credentials, .. } if job.operation == JobOperation::Rotate => origin
+            .event(Action::CredentialsRotated, Target::request(request.id))
+            .fact("version", credentials.version),
+        RunOutcome::Succeeded { credentials, .. } => origin
+            .transition(request, to, None)
+            .fact("credentials_version", credentials.version),
+        RunOutcome::Destroyed => origin.transition(request, to, None),
+        RunOutcome::Failed { error, retry_at } if to != request.status => {
+            origin.transition(request, to, Some(error)).fact("retry_at", retry_at)
+        }
+        RunOutcome::Failed { error, retry_at } => origin
+            .event(Action::RunFailed, Target::request(request.id))
+            .fact("error", error)
+            .fact("retry_at", retry_at)
+            .fact("gave_up", retry_at.is_none()),
+    };
+    event
+        .team(Some(request.team_id))
+        .fact("operation", job.operation)
+        .fact("attempt", job.attempts)
+}
+
 fn ended_provisioning(request: &ResourceRequest, job: &ProvisioningJob, now: &str) -> ProvisioningInfo {
     let mut info = request.provisioning.clone().unwrap_or_else(|| ProvisioningInfo {
         operation: job.operation,
@@ -286,7 +317,16 @@ impl Store {
                 Expr::new(),
             )?;
         }
-        match self.transact(tx.items).await {
+        let mut event = Origin::system(now)
+            .event(Action::RunStarted, Target::request(request_id))
+            .team(Some(request.team_id))
+            .fact("operation", job.operation)
+            .fact("attempt", attempt)
+            .fact("run", run);
+        if step.is_some() {
+            event = event.changed("status", request.status, RequestStatus::Provisioning);
+        }
+        match self.commit(tx.audit(event)).await {
             Ok(()) => {
                 let mut job = job;
                 job.status = JobStatus::Running;
@@ -491,7 +531,8 @@ impl Store {
             update.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
         tx = tx.update(&keys::request(request.id), &update, Some("#status = :from"), expr)?;
-        match self.transact(tx.items).await {
+        let tx = tx.audit(outcome_event(claimed, outcome, request_status, now));
+        match self.commit(tx).await {
             Ok(()) => Ok(true),
             // The lease was lost, the request moved on, or the stored credentials are
             // newer than this run's: someone else finished.
@@ -511,19 +552,30 @@ impl Store {
     /// Asks for new credentials of a ready request: its finished job is queued again as
     /// a rotation. Of two racing rotations one wins; the other, and a rotation while
     /// one is under way, gets [`StoreError::ConditionFailed`].
-    pub async fn request_rotation(&self, request: &ResourceRequest, now: &str) -> Result<(), StoreError> {
-        let tx = requeue_job(Tx::new(self), request.id, &lifecycle::ROTATION, now)?.update(
-            &keys::request(request.id),
-            "SET #credentials.rotating = :yes, updated_at = :now REMOVE #credentials.rotation_error",
-            Some("#status = :ready AND attribute_exists(#credentials)"),
-            Expr::new()
-                .name("#status", "status")
-                .name("#credentials", "credentials")
-                .value(":yes", super::bool_value(true))
-                .value(":ready", s(RequestStatus::Ready.as_str()))
-                .value(":now", s(now)),
-        )?;
-        self.transact(tx.items).await
+    pub async fn request_rotation(
+        &self,
+        request: &ResourceRequest,
+        now: &str,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        let tx = requeue_job(Tx::new(self), request.id, &lifecycle::ROTATION, now)?
+            .update(
+                &keys::request(request.id),
+                "SET #credentials.rotating = :yes, updated_at = :now REMOVE #credentials.rotation_error",
+                Some("#status = :ready AND attribute_exists(#credentials)"),
+                Expr::new()
+                    .name("#status", "status")
+                    .name("#credentials", "credentials")
+                    .value(":yes", super::bool_value(true))
+                    .value(":ready", s(RequestStatus::Ready.as_str()))
+                    .value(":now", s(now)),
+            )?
+            .audit(
+                origin
+                    .event(Action::RotationRequested, Target::request(request.id))
+                    .team(Some(request.team_id)),
+            );
+        self.commit(tx).await
     }
 
     /// Gives a running job back (the runner is stopping): queued again and due at
@@ -575,6 +627,7 @@ impl Store {
         )?;
         if let Some(request) = self.get_request(job.request_id).await? {
             if matches!(request.status, RequestStatus::Approved | RequestStatus::Provisioning) {
+                tx = tx.audit(Origin::system(now).transition(&request, RequestStatus::Failed, Some(reason)));
                 let step = Transition {
                     from: Some(request.status),
                     to: RequestStatus::Failed,
@@ -602,7 +655,7 @@ impl Store {
                 )?;
             }
         }
-        match self.transact(tx.items).await {
+        match self.commit(tx).await {
             Ok(()) => Ok(true),
             Err(e) if e.is_condition_failed() => Ok(false),
             Err(e) => Err(e),
@@ -642,7 +695,7 @@ impl Store {
             index: None,
             pk: keys::job_log_pk(request_id),
             sk_prefix: None,
-            filter: None,
+            ..Default::default()
         };
         let QueryPage { items, next } = self.query_page(cond, limit, start).await?;
         let logs = items

@@ -17,9 +17,13 @@
 //! | credentials     | `CREDS#<request id>`       | same               |         |                               |
 //! | job log         | `JOBLOG#<request id>`      | `RUN#<run>#<seq>#<phase>`     |  |                        |
 //! | expiry          | `EXPIRY#<request id>`      | same               | `EXPIRIES` | `EXPIRY#<expires_at>#<request id>` |
+//! | audit event     | `AUDIT`                    | `EVENT#<at>#<seq>` |         |                               |
+//! | audit head      | `META#AUDITHEAD`           | same               |         |                               |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
-//! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`.
+//! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`. Audit
+//! events are also indexed by team (GSI2: `AUDITTEAM#<team id>`) and by actor (GSI3:
+//! `AUDITACTOR#<actor>`), both sorted by their own sort key.
 
 use uuid::Uuid;
 
@@ -46,6 +50,7 @@ pub const JOB: &str = "JOB";
 pub const JOB_LOG: &str = "JOBLOG";
 pub const CREDENTIALS: &str = "CREDS";
 pub const EXPIRY: &str = "EXPIRY";
+pub const AUDIT: &str = "AUDIT";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -216,6 +221,43 @@ pub fn job_log(request_id: Uuid, run: u32, seq: u32, phase: &str) -> Key {
     (job_log_pk(request_id), format!("RUN#{run:04}#{seq:02}#{phase}"))
 }
 
+/// The audit log's one partition: every event, in chain order (time, then `seq`:
+/// the chain never lets time go backwards, so both orders agree).
+pub const AUDIT_PK: &str = AUDIT;
+
+/// Sort key of audit event `seq` stamped `at` (`seq` zero-padded to 12 digits).
+pub fn audit_event_sk(at: &str, seq: u64) -> String {
+    format!("EVENT#{at}#{seq:012}")
+}
+
+pub fn audit_event(at: &str, seq: u64) -> Key {
+    (AUDIT_PK.to_string(), audit_event_sk(at, seq))
+}
+
+/// Sort-key bounds of the events stamped from `from` up to and including `to`.
+pub fn audit_events_between(from: Option<&str>, to: Option<&str>) -> (String, String) {
+    (
+        format!("EVENT#{}", from.unwrap_or("")),
+        format!("EVENT#{}~", to.unwrap_or("9999")),
+    )
+}
+
+/// GSI2 partition of one team's audit events.
+pub fn audit_by_team_pk(team_id: Uuid) -> String {
+    format!("AUDITTEAM#{team_id}")
+}
+
+/// GSI3 partition of one actor's audit events (`actor`: a user id, `system` or
+/// `anonymous`).
+pub fn audit_by_actor_pk(actor: &str) -> String {
+    format!("AUDITACTOR#{actor}")
+}
+
+/// The end of the audit chain: the last event's `seq`, `hash` and time.
+pub fn audit_head() -> Key {
+    same(format!("{META}#AUDITHEAD"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +292,11 @@ mod tests {
         assert_eq!(requests_by_status("pending", "t", id).0, "REQSTATUS#pending");
         assert_eq!(requests_by_team(id, "t", id).0, format!("TEAMREQ#{id}"));
         assert_eq!(requests_by_requester(id, "t", id).1, format!("REQUEST#t#{id}"));
+        assert_eq!(audit_event("t", 42).1, "EVENT#t#000000000042");
+        let (from, to) = audit_events_between(Some("2026-01-01"), Some("2026-01-02T00:00:00.000000Z"));
+        assert!(from < audit_event_sk("2026-01-01T00:00:00.000000Z", 1));
+        assert!(audit_event_sk("2026-01-02T00:00:00.000000Z", 999) < to);
+        assert!(audit_event_sk("2026-01-02T00:00:00.000001Z", 1) > to);
+        assert_eq!(audit_head().0, "META#AUDITHEAD");
     }
 }

@@ -1,6 +1,7 @@
 //! The DynamoDB store: one table, items mapped with `serde_dynamo`, conditional
 //! writes and transactions whose cancellation reasons become domain errors.
 
+mod audit;
 mod jobs;
 pub mod keys;
 mod login;
@@ -8,6 +9,7 @@ mod requests;
 mod teams;
 mod users;
 
+pub use audit::{AuditFilter, AuditPage};
 pub use jobs::{Claim, ClaimedJob, RunOutcome};
 pub use login::{AccountReservation, PairReservation, MAX_FAILURES};
 pub use requests::RequestList;
@@ -281,13 +283,17 @@ pub struct QueryPage {
     pub next: Option<Item>,
 }
 
-/// A key condition: `partition = pk` and optionally `begins_with(sort, prefix)`, plus
-/// an optional `attribute = value` filter.
+/// A key condition: `partition = pk`, and optionally `begins_with(sort, prefix)` or
+/// `sort BETWEEN low AND high`, plus `attribute = value` filters; read in key order,
+/// or newest (highest key) first.
+#[derive(Default)]
 pub(crate) struct KeyCondition<'a> {
     pub index: Option<&'a str>,
     pub pk: String,
     pub sk_prefix: Option<&'a str>,
-    pub filter: Option<(&'a str, AttributeValue)>,
+    pub sk_between: Option<(String, String)>,
+    pub filters: Vec<(&'a str, AttributeValue)>,
+    pub newest_first: bool,
 }
 
 /// How many queries one page may take before it returns what it has (more than one
@@ -376,7 +382,13 @@ impl Store {
         let mut expr = "#pk = :pk".to_string();
         if cond.sk_prefix.is_some() {
             expr.push_str(" AND begins_with(#sk, :prefix)");
+        } else if cond.sk_between.is_some() {
+            expr.push_str(" AND #sk BETWEEN :low AND :high");
         }
+        let filter_expr = (0..cond.filters.len())
+            .map(|i| format!("#f{i} = :f{i}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let mut items: Vec<Item> = Vec::new();
         let mut start = start;
         for _ in 0..MAX_QUERY_ROUNDS {
@@ -390,6 +402,7 @@ impl Store {
                 .expression_attribute_values(":pk", s(&cond.pk))
                 .set_exclusive_start_key(start.take())
                 .consistent_read(cond.index.is_none())
+                .scan_index_forward(!cond.newest_first)
                 // A full page each round: with a filter, most of what is read may be dropped.
                 .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
             if let Some(prefix) = cond.sk_prefix {
@@ -397,11 +410,19 @@ impl Store {
                     .expression_attribute_names("#sk", &sk_name)
                     .expression_attribute_values(":prefix", s(prefix));
             }
-            if let Some((attribute, value)) = &cond.filter {
+            if let Some((low, high)) = &cond.sk_between {
                 query = query
-                    .filter_expression("#f = :f")
-                    .expression_attribute_names("#f", *attribute)
-                    .expression_attribute_values(":f", value.clone());
+                    .expression_attribute_names("#sk", &sk_name)
+                    .expression_attribute_values(":low", s(low))
+                    .expression_attribute_values(":high", s(high));
+            }
+            if !cond.filters.is_empty() {
+                query = query.filter_expression(&filter_expr);
+                for (i, (attribute, value)) in cond.filters.iter().enumerate() {
+                    query = query
+                        .expression_attribute_names(format!("#f{i}"), *attribute)
+                        .expression_attribute_values(format!(":f{i}"), value.clone());
+                }
             }
             let out = query.send().await.map_err(classify)?;
             items.extend(out.items.unwrap_or_default());
@@ -558,9 +579,12 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 
 /// The write operations of one transaction, in order (cancellation reasons refer to
 /// these indexes).
+/// The audit events a transaction records are appended after its own writes by
+/// [`Store::commit`], so these indexes stay as built.
 pub(crate) struct Tx<'a> {
     table: &'a str,
     pub items: Vec<TransactWriteItem>,
+    pub events: Vec<crate::domain::audit::AuditEvent>,
 }
 
 impl<'a> Tx<'a> {
@@ -568,7 +592,14 @@ impl<'a> Tx<'a> {
         Self {
             table: &store.table,
             items: Vec::new(),
+            events: Vec::new(),
         }
+    }
+
+    /// Records `event` in the audit log, in this transaction.
+    pub fn audit(mut self, event: crate::domain::audit::AuditEvent) -> Self {
+        self.events.push(event);
+        self
     }
 
     /// Puts an item that must not exist yet (uniqueness markers, new entities).

@@ -4,7 +4,10 @@
 
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::PlannedTransition,
+    domain::{
+        audit::{Action, Origin, Target},
+        PlannedTransition,
+    },
     error::ApiError,
     model::{RequestStatus, ResourceRequest, Transition},
 };
@@ -128,7 +131,7 @@ pub(super) fn moved(request: &ResourceRequest, planned: &PlannedTransition) -> R
 impl Store {
     /// Stores a new request and reserves its name (per team and type) in one
     /// transaction: 409 when the name is taken, also when two creations race.
-    pub async fn create_request(&self, request: &ResourceRequest) -> Result<(), ApiError> {
+    pub async fn create_request(&self, request: &ResourceRequest, origin: &Origin) -> Result<(), ApiError> {
         let marker = Stored::new(
             keys::REQUEST_NAME,
             name_key(request),
@@ -156,7 +159,16 @@ impl Store {
         if let Some(at) = &request.expires_at {
             tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
         }
-        match self.transact(tx.items).await {
+        let tx = tx.audit(
+            origin
+                .event(Action::RequestSubmitted, Target::request(request.id))
+                .team(Some(request.team_id))
+                .fact("resource_type", &request.resource_type)
+                .fact("name", &request.name)
+                .fact("parameters", &request.parameters)
+                .fact("expires_at", &request.expires_at),
+        );
+        match self.commit(tx).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(1) => Err(ApiError::Conflict(format!(
                 "this team already has a {} named `{}`",
@@ -183,9 +195,11 @@ impl Store {
         &self,
         request: &ResourceRequest,
         planned: &PlannedTransition,
+        origin: &Origin,
     ) -> Result<ResourceRequest, StoreError> {
-        let tx = transition_items(Tx::new(self), request, planned)?;
-        match self.transact(tx.items).await {
+        let event = origin.transition(request, planned.to, planned.step.comment.as_deref());
+        let tx = transition_items(Tx::new(self), request, planned)?.audit(event);
+        match self.commit(tx).await {
             Ok(()) => Ok(moved(request, planned)),
             Err(e) if e.failed_at(0) => Err(StoreError::StatusChanged {
                 expected: planned.from,
@@ -206,6 +220,7 @@ impl Store {
         request: &ResourceRequest,
         expires_at: &str,
         step: &Transition,
+        origin: &Origin,
     ) -> Result<ResourceRequest, StoreError> {
         let mut expr = Expr::new()
             .name("#status", "status")
@@ -231,8 +246,14 @@ impl Store {
                 Some(&format!("#status = :status AND {seen}")),
                 expr,
             )?
-            .put(expiry_item(request.id, expires_at)?, None, Expr::new())?;
-        match self.transact(tx.items).await {
+            .put(expiry_item(request.id, expires_at)?, None, Expr::new())?
+            .audit(
+                origin
+                    .event(Action::RequestExtended, Target::request(request.id))
+                    .team(Some(request.team_id))
+                    .changed("expires_at", &request.expires_at, expires_at),
+            );
+        match self.commit(tx).await {
             Ok(()) => {
                 let mut updated = request.clone();
                 updated.expires_at = Some(expires_at.to_string());
@@ -363,11 +384,12 @@ impl Store {
             index: Some(index),
             pk,
             sk_prefix: None,
-            filter: if matches!(list, RequestList::Status(_)) {
-                None
+            filters: if matches!(list, RequestList::Status(_)) {
+                Vec::new()
             } else {
-                filter
+                filter.into_iter().collect()
             },
+            ..Default::default()
         };
         let QueryPage { items, next } = self.query_page(cond, limit, start).await?;
         let requests = items.into_iter().map(from_item).collect::<Result<_, _>>()?;
@@ -394,7 +416,7 @@ impl Store {
                 index: Some(keys::GSI1),
                 pk: keys::requests_by_status_pk(status.as_str()),
                 sk_prefix: None,
-                filter: None,
+                ..Default::default()
             };
             let QueryPage { items, next } = self.query_page(cond, want, start.take()).await?;
             for item in items {

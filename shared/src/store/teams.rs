@@ -3,6 +3,7 @@
 use super::{
     bool_value, from_item, keys, n, s, Expr, Item, KeyCondition, QueryPage, RequestList, Store, StoreError, Stored, Tx,
 };
+use crate::domain::audit::{Action, Origin, Target};
 use crate::{
     error::ApiError,
     model::{Team, User, UserSummary},
@@ -77,11 +78,17 @@ fn owned_requests_message(live: &[crate::model::ResourceRequest]) -> String {
 
 impl Store {
     /// Creates a team and reserves its name in one transaction.
-    pub async fn create_team(&self, team: &Team) -> Result<(), ApiError> {
+    pub async fn create_team(&self, team: &Team, origin: &Origin) -> Result<(), ApiError> {
         let tx = Tx::new(self)
             .put_new(team_item(team)?)?
-            .put_new(name_marker(&normalise_team_name(&team.name), team.id)?)?;
-        match self.transact(tx.items).await {
+            .put_new(name_marker(&normalise_team_name(&team.name), team.id)?)?
+            .audit(
+                origin
+                    .event(Action::TeamCreated, Target::team(team.id))
+                    .team(Some(team.id))
+                    .fact("name", &team.name),
+            );
+        match self.commit(tx).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(1) => Err(name_taken()),
             Err(e) => Err(e.into()),
@@ -108,7 +115,7 @@ impl Store {
                     index: Some(keys::GSI1),
                     pk: keys::TEAMS_INDEX_PK.into(),
                     sk_prefix: None,
-                    filter: None,
+                    ..Default::default()
                 },
                 limit,
                 start,
@@ -131,7 +138,7 @@ impl Store {
                     index: None,
                     pk: keys::team_pk(team_id),
                     sk_prefix: Some(keys::MEMBER_PREFIX),
-                    filter: None,
+                    ..Default::default()
                 },
                 limit,
                 start,
@@ -144,9 +151,22 @@ impl Store {
     /// Updates a team. Each attempt writes on the version it read, so concurrent
     /// updates apply one after the other and none is lost; a rename moves the name
     /// marker in the same transaction.
-    pub async fn update_team(&self, id: Uuid, changes: &TeamChanges, now: &str) -> Result<Team, ApiError> {
+    pub async fn update_team(
+        &self,
+        id: Uuid,
+        changes: &TeamChanges,
+        now: &str,
+        origin: &Origin,
+    ) -> Result<Team, ApiError> {
         for _ in 0..RACE_ATTEMPTS {
             let mut team = self.get_team(id).await?.ok_or_else(team_not_found)?;
+            let mut event = origin.event(Action::TeamUpdated, Target::team(id)).team(Some(id));
+            if changes.name.as_ref().is_some_and(|n| *n != team.name) {
+                event = event.changed("name", &team.name, &changes.name);
+            }
+            if changes.description.as_ref().is_some_and(|d| *d != team.description) {
+                event = event.changed("description", &team.description, &changes.description);
+            }
             let old_name = normalise_team_name(&team.name);
             if let Some(name) = &changes.name {
                 team.name = name.clone();
@@ -179,7 +199,7 @@ impl Store {
                     )?
                     .put_new(name_marker(&new_name, id)?)?;
             }
-            match self.transact(tx.items).await {
+            match self.commit(tx.audit(event)).await {
                 Ok(()) => return Ok(team),
                 Err(e) if new_name != old_name && e.failed_at(2) => return Err(name_taken()),
                 Err(e) if e.is_condition_failed() => continue,
@@ -196,7 +216,7 @@ impl Store {
     /// (resources not deleted, requests not decided), unmarks it and answers 409 with
     /// them; else releases every member, then removes the team and its name. Each step
     /// can be repeated, so a call that fails halfway is completed by the next one.
-    pub async fn delete_team(&self, id: Uuid) -> Result<(), ApiError> {
+    pub async fn delete_team(&self, id: Uuid, origin: &Origin) -> Result<(), ApiError> {
         // Checked first too, so that a team with work under way is never marked (a
         // runner does not start a job for a team being deleted).
         let live = holding_names(self.requests_once_indexed(RequestList::Team(id), 0).await?);
@@ -247,20 +267,36 @@ impl Store {
         }
         let (_, members) = self.team_partition(id).await?;
         for member in members {
-            self.release_member(id, member.id).await?;
+            self.release_member(id, member.id, origin).await?;
         }
-        let tx = Tx::new(self).delete(&keys::team(id), None, Expr::new())?.delete(
-            &keys::team_name(&normalise_team_name(&team.name)),
-            Some("attribute_not_exists(PK) OR team_id = :id"),
-            Expr::new().value(":id", s(id.to_string())),
-        )?;
-        match self.transact(tx.items).await {
+        let event = || {
+            origin
+                .event(Action::TeamDeleted, Target::team(id))
+                .team(Some(id))
+                .fact("name", &team.name)
+        };
+        // Conditional on the item, so that of two racing deletions one records it.
+        let tx = Tx::new(self)
+            .delete(&keys::team(id), Some("attribute_exists(PK)"), Expr::new())?
+            .delete(
+                &keys::team_name(&normalise_team_name(&team.name)),
+                Some("attribute_not_exists(PK) OR team_id = :id"),
+                Expr::new().value(":id", s(id.to_string())),
+            )?
+            .audit(event());
+        match self.commit(tx).await {
             Ok(()) => Ok(()),
+            Err(e) if e.failed_at(0) => Ok(()),
             // A concurrent delete of this team released the name and another team has
             // taken it since: only this team's own item may be left to remove.
             Err(e) if e.failed_at(1) => {
-                let alone = Tx::new(self).delete(&keys::team(id), None, Expr::new())?;
-                Ok(self.transact(alone.items).await?)
+                let alone = Tx::new(self)
+                    .delete(&keys::team(id), Some("attribute_exists(PK)"), Expr::new())?
+                    .audit(event());
+                match self.commit(alone).await {
+                    Err(e) if e.is_condition_failed() => Ok(()),
+                    other => Ok(other?),
+                }
             }
             Err(e) => Err(e.into()),
         }
@@ -283,7 +319,7 @@ impl Store {
 
     /// Takes a user out of a team being deleted: clears their `team_id` (if it still
     /// points here) and removes the membership.
-    async fn release_member(&self, team_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
+    async fn release_member(&self, team_id: Uuid, user_id: Uuid, origin: &Origin) -> Result<(), ApiError> {
         let with_user = Tx::new(self)
             .update(
                 &keys::user(user_id),
@@ -291,8 +327,15 @@ impl Store {
                 Some("team_id = :team"),
                 Expr::new().value(":team", s(team_id.to_string())),
             )?
-            .delete(&keys::membership(team_id, user_id), None, Expr::new())?;
-        match self.transact(with_user.items).await {
+            .delete(&keys::membership(team_id, user_id), None, Expr::new())?
+            .audit(
+                origin
+                    .event(Action::MemberRemoved, Target::user(user_id))
+                    .team(Some(team_id))
+                    .changed("team_id", team_id, None::<Uuid>)
+                    .fact("reason", "team deleted"),
+            );
+        match self.commit(with_user).await {
             Ok(()) => Ok(()),
             // The user was deleted or already released: the membership alone is left.
             Err(e) if e.failed_at(0) => {
@@ -306,7 +349,7 @@ impl Store {
     /// Adds a user to a team. Repeating it for the same team is harmless; a user in
     /// another team is a 409; when two admins add one user to two teams at once, the
     /// condition on the user item lets exactly one win.
-    pub async fn add_member(&self, team_id: Uuid, user_id: Uuid, now: &str) -> Result<User, ApiError> {
+    pub async fn add_member(&self, team_id: Uuid, user_id: Uuid, now: &str, origin: &Origin) -> Result<User, ApiError> {
         for _ in 0..RACE_ATTEMPTS {
             let (team, user) = tokio::try_join!(self.get_team(team_id), self.get_user(user_id))?;
             if team.is_none() {
@@ -342,8 +385,14 @@ impl Store {
                     "ADD member_count :one",
                     Some("attribute_exists(PK) AND attribute_not_exists(deleting)"),
                     Expr::new().value(":one", n(1)),
-                )?;
-            match self.transact(tx.items).await {
+                )?
+                .audit(
+                    origin
+                        .event(Action::MemberAdded, Target::user(user_id))
+                        .team(Some(team_id))
+                        .changed("team_id", None::<Uuid>, team_id),
+                );
+            match self.commit(tx).await {
                 Ok(()) => return Ok(user),
                 Err(e) if e.failed_at(2) => return Err(team_not_found()),
                 // The user changed (joined somewhere, was promoted): look again.
@@ -357,7 +406,13 @@ impl Store {
     }
 
     /// Removes a member from a team; 404 when the user is not a member of it.
-    pub async fn remove_member(&self, team_id: Uuid, user_id: Uuid, now: &str) -> Result<(), ApiError> {
+    pub async fn remove_member(
+        &self,
+        team_id: Uuid,
+        user_id: Uuid,
+        now: &str,
+        origin: &Origin,
+    ) -> Result<(), ApiError> {
         // No read first: the condition on the user item says whether they are a member.
         let not_member = || ApiError::NotFound("member".into());
         let tx = Tx::new(self)
@@ -377,8 +432,14 @@ impl Store {
                 "ADD member_count :minus",
                 Some("attribute_exists(PK)"),
                 Expr::new().value(":minus", n(-1)),
-            )?;
-        match self.transact(tx.items).await {
+            )?
+            .audit(
+                origin
+                    .event(Action::MemberRemoved, Target::user(user_id))
+                    .team(Some(team_id))
+                    .changed("team_id", team_id, None::<Uuid>),
+            );
+        match self.commit(tx).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_condition_failed() => Err(not_member()),
             Err(e) => Err(e.into()),

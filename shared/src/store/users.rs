@@ -2,7 +2,10 @@
 
 use super::{from_item, keys, n, s, Expr, Item, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::{LifecycleError, PlannedTransition},
+    domain::{
+        audit::{Action, Origin, Target},
+        Actor, LifecycleError, PlannedTransition,
+    },
     error::ApiError,
     model::{RequestStatus, ResourceRequest, User},
 };
@@ -42,8 +45,8 @@ fn team_condition(user: &User, expr: Expr) -> (String, Expr) {
 impl Store {
     /// Creates a user and reserves its email in one transaction: when many
     /// registrations of one email race, exactly one wins and the others get a 409.
-    pub async fn create_user(&self, user: &User, normalised_email: &str) -> Result<(), ApiError> {
-        self.create_user_releasing(user, normalised_email, None).await
+    pub async fn create_user(&self, user: &User, normalised_email: &str, origin: &Origin) -> Result<(), ApiError> {
+        self.create_user_releasing(user, normalised_email, None, origin).await
     }
 
     /// [`Store::create_user`] for `POST /auth/register`: the same transaction gives back
@@ -55,8 +58,12 @@ impl Store {
         normalised_email: &str,
         source: &str,
         window: crate::throttle::Window,
+        origin: &Origin,
     ) -> Result<(), ApiError> {
-        self.create_user_releasing(user, normalised_email, Some(keys::registrations(window.index, source)))
+        let release = Some(keys::registrations(window.index, source));
+        // The new account acts for itself.
+        let origin = origin.as_actor(Actor::User(user.id));
+        self.create_user_releasing(user, normalised_email, release, &origin)
             .await
     }
 
@@ -65,14 +72,24 @@ impl Store {
         user: &User,
         normalised_email: &str,
         release: Option<keys::Key>,
+        origin: &Origin,
     ) -> Result<(), ApiError> {
+        let action = if release.is_some() {
+            Action::UserRegistered
+        } else {
+            Action::UserCreated
+        };
         let marker = Stored::new(
             keys::EMAIL,
             keys::email(normalised_email),
             EmailMarker { user_id: user.id },
         )
         .to_item()?;
-        let mut tx = Tx::new(self).put_new(user_item(user)?)?.put_new(marker)?;
+        let event = origin
+            .event(action, Target::user(user.id))
+            .fact("email", &user.email)
+            .fact("is_admin", user.is_admin);
+        let mut tx = Tx::new(self).put_new(user_item(user)?)?.put_new(marker)?.audit(event);
         if user.is_admin {
             tx = tx.update(
                 &keys::admin_counter(),
@@ -90,7 +107,7 @@ impl Store {
                 Expr::new().value(":minus", n(-1)),
             )?;
         }
-        match self.transact(tx.items).await {
+        match self.commit(tx).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(1) => Err(ApiError::Conflict("an account with this email already exists".into())),
             Err(e) => Err(e.into()),
@@ -111,70 +128,88 @@ impl Store {
     }
 
     /// Revokes every token issued so far (logout).
-    pub async fn bump_token_version(&self, id: Uuid) -> Result<(), ApiError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key_item(&keys::user(id))))
-            .update_expression("ADD token_version :one")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map_err(super::classify)
-            .map_err(|e| match e {
-                e if e.is_condition_failed() => ApiError::Unauthorized("the token's user no longer exists".into()),
-                e => e.into(),
-            })?;
+    pub async fn bump_token_version(&self, id: Uuid, origin: &Origin) -> Result<(), ApiError> {
+        let tx = Tx::new(self)
+            .update(
+                &keys::user(id),
+                "ADD token_version :one",
+                Some("attribute_exists(PK)"),
+                Expr::new().value(":one", n(1)),
+            )?
+            .audit(origin.event(Action::LoggedOut, Target::user(id)));
+        self.commit(tx).await.map_err(|e| match e {
+            e if e.is_condition_failed() => ApiError::Unauthorized("the token's user no longer exists".into()),
+            e => e.into(),
+        })?;
         Ok(())
     }
 
     /// Sets (or with `None` removes) the user's age recipient. `StoreError::NotFound`
     /// when the user is gone.
-    pub async fn set_age_recipient(&self, id: Uuid, recipient: Option<&str>, now: &str) -> Result<(), StoreError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key_item(&keys::user(id))))
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":now", s(now));
-        let update = match recipient {
-            Some(r) => update
-                .update_expression("SET age_recipient = :r, updated_at = :now")
-                .expression_attribute_values(":r", s(r)),
-            None => update.update_expression("SET updated_at = :now REMOVE age_recipient"),
+    pub async fn set_age_recipient(
+        &self,
+        id: Uuid,
+        recipient: Option<&str>,
+        now: &str,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        let expr = Expr::new().value(":now", s(now));
+        let (update, expr, event) = match recipient {
+            Some(r) => (
+                "SET age_recipient = :r, updated_at = :now",
+                expr.value(":r", s(r)),
+                origin
+                    .event(Action::PublicKeySet, Target::user(id))
+                    .fact("age_recipient", r),
+            ),
+            None => (
+                "SET updated_at = :now REMOVE age_recipient",
+                expr,
+                origin.event(Action::PublicKeyRemoved, Target::user(id)),
+            ),
         };
-        update.send().await.map_err(super::classify)?;
-        Ok(())
+        let tx = Tx::new(self)
+            .update(&keys::user(id), update, Some("attribute_exists(PK)"), expr)?
+            .audit(event);
+        self.commit(tx).await
     }
 
     /// Replaces the password hash and revokes older tokens, provided no token was
     /// revoked since `user` was read.
-    pub async fn change_password(&self, user: &User, new_hash: &str, now: &str) -> Result<(), ApiError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key_item(&keys::user(user.id))))
-            .update_expression("SET password_hash = :hash, updated_at = :now ADD token_version :one")
-            .condition_expression("token_version = :seen")
-            .expression_attribute_values(":hash", s(new_hash))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":seen", n(user.token_version))
-            .send()
-            .await
-            .map_err(super::classify)
-            .map_err(|e| match e {
-                e if e.is_condition_failed() => ApiError::Unauthorized("the token has been revoked".into()),
-                e => e.into(),
-            })?;
+    pub async fn change_password(
+        &self,
+        user: &User,
+        new_hash: &str,
+        now: &str,
+        origin: &Origin,
+    ) -> Result<(), ApiError> {
+        let tx = Tx::new(self)
+            .update(
+                &keys::user(user.id),
+                "SET password_hash = :hash, updated_at = :now ADD token_version :one",
+                Some("token_version = :seen"),
+                Expr::new()
+                    .value(":hash", s(new_hash))
+                    .value(":now", s(now))
+                    .value(":one", n(1))
+                    .value(":seen", n(user.token_version)),
+            )?
+            // The fact of the change only: never the hash.
+            .audit(
+                origin
+                    .event(Action::PasswordChanged, Target::user(user.id))
+                    .team(user.team_id),
+            );
+        self.commit(tx).await.map_err(|e| match e {
+            e if e.is_condition_failed() => ApiError::Unauthorized("the token has been revoked".into()),
+            e => e.into(),
+        })?;
         Ok(())
     }
 
     /// Promotes or demotes a user. The admin counter moves in the same transaction and
     /// refuses to drop below one, so the last admin cannot be demoted.
-    pub async fn set_admin(&self, id: Uuid, make_admin: bool, now: &str) -> Result<User, ApiError> {
+    pub async fn set_admin(&self, id: Uuid, make_admin: bool, now: &str, origin: &Origin) -> Result<User, ApiError> {
         for _ in 0..RACE_ATTEMPTS {
             let mut user = self
                 .get_user(id)
@@ -206,7 +241,13 @@ impl Store {
             }
             tx = admin_counter_op(tx, make_admin)?;
             let counter_index = tx.items.len() - 1;
-            match self.transact(tx.items).await {
+            let tx = tx.audit(
+                origin
+                    .event(Action::RoleChanged, Target::user(id))
+                    .team(user.team_id)
+                    .changed("is_admin", user.is_admin, make_admin),
+            );
+            match self.commit(tx).await {
                 Ok(()) => {
                     user.is_admin = make_admin;
                     user.updated_at = now.to_string();
@@ -232,6 +273,7 @@ impl Store {
         &self,
         id: Uuid,
         cancel: impl Fn(&ResourceRequest) -> Result<PlannedTransition, LifecycleError>,
+        origin: &Origin,
     ) -> Result<usize, ApiError> {
         for _ in 0..RACE_ATTEMPTS {
             let user = self
@@ -297,7 +339,17 @@ impl Store {
             for (request, planned) in &cancellations {
                 tx = super::requests::transition_items(tx, request, planned)?;
             }
-            match self.transact(tx.items).await {
+            // One event for the deletion and what it cancelled (a transaction holds
+            // at most 100 writes).
+            let cancelled: Vec<Uuid> = cancellations.iter().map(|(r, _)| r.id).collect();
+            let tx = tx.audit(
+                origin
+                    .event(Action::UserDeleted, Target::user(id))
+                    .team(user.team_id)
+                    .fact("email", &user.email)
+                    .fact("cancelled_requests", cancelled),
+            );
+            match self.commit(tx).await {
                 Ok(()) => return Ok(cancellations.len()),
                 Err(e) if counter_index.is_some_and(|i| e.failed_at(i)) => {
                     return Err(ApiError::Conflict("the last admin cannot be deleted".into()))
@@ -317,7 +369,7 @@ impl Store {
                     index: Some(keys::GSI1),
                     pk: keys::USERS_INDEX_PK.into(),
                     sk_prefix: None,
-                    filter: None,
+                    ..Default::default()
                 },
                 limit,
                 start,

@@ -241,7 +241,11 @@ impl TestApp {
         let email = self.email();
         let now = format_timestamp(self.clock.now());
         let user = User::new(&email, password::hash(PASSWORD.into()).await.expect("hash"), true, &now);
-        self.app.store.create_user(&user, &email).await.expect("create admin");
+        self.app
+            .store
+            .create_user(&user, &email, &shared::domain::audit::Origin::system(now.clone()))
+            .await
+            .expect("create admin");
         let token = self.token(&email, PASSWORD).await;
         TestUser {
             id: user.id.to_string(),

@@ -10,7 +10,7 @@ use bench::{seed, stats::ms};
 use runner::{config::passed_to_terraform, worker::Runner, RunnerConfig};
 use shared::{
     clock::format_timestamp,
-    domain::{lifecycle, Actor},
+    domain::{audit::Origin, lifecycle, Actor},
     model::{RequestStatus, ResourceRequest, Transition},
 };
 use std::{
@@ -114,7 +114,10 @@ async fn run() -> Result<(), String> {
             credentials: None,
             expires_at: None,
         };
-        app.store.create_request(&request).await.map_err(|e| e.to_string())?;
+        app.store
+            .create_request(&request, &Origin::system(request.created_at.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
         let approved_at = format_timestamp(OffsetDateTime::now_utc());
         let plan = lifecycle::plan_transition(
             &request,
@@ -126,7 +129,7 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
         let started = Instant::now();
         app.store
-            .apply_transition(&request, &plan)
+            .apply_transition(&request, &plan, &Origin::system(approved_at.clone()))
             .await
             .map_err(|e| e.to_string())?;
         let ready = loop {

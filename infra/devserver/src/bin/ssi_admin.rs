@@ -10,6 +10,10 @@
 use shared::{
     auth::{email::Email, password},
     clock::format_timestamp,
+    domain::{
+        audit::{CallContext, Origin},
+        Actor,
+    },
     model::User,
     store::Store,
     ApiError,
@@ -93,17 +97,34 @@ fn describe(e: ApiError) -> String {
     }
 }
 
+/// What the audit log records for a change made here: the platform's operator at
+/// the console, as the system.
+fn console(now: &str) -> Origin {
+    Origin {
+        actor: Actor::System,
+        context: Some(CallContext {
+            user_agent: Some("ssi-admin".into()),
+            ..Default::default()
+        }),
+        at: now.to_string(),
+    }
+}
+
 /// Promotes the existing user with that email (password unchanged), or creates an
 /// admin with the password from `ADMIN_PASSWORD` or stdin (same rules as register).
 async fn create_admin(store: &Store, email: &str) -> Result<String, String> {
     let parsed = Email::parse(email).map_err(describe)?;
     let now = format_timestamp(time::OffsetDateTime::now_utc());
+    let origin = console(&now);
     if let Some(existing) = store
         .find_user_by_email(&parsed.normalised())
         .await
         .map_err(|e| e.to_string())?
     {
-        store.set_admin(existing.id, true, &now).await.map_err(describe)?;
+        store
+            .set_admin(existing.id, true, &now, &origin)
+            .await
+            .map_err(describe)?;
         return Ok(format!(
             "promoted existing user {} ({}) to admin; password unchanged",
             existing.email, existing.id
@@ -113,6 +134,9 @@ async fn create_admin(store: &Store, email: &str) -> Result<String, String> {
     let email = auth_function::validate_credentials(email, &password).map_err(describe)?;
     let hash = password::hash(password).await.map_err(describe)?;
     let user = User::new(email.as_str(), hash, true, &now);
-    store.create_user(&user, &email.normalised()).await.map_err(describe)?;
+    store
+        .create_user(&user, &email.normalised(), &origin)
+        .await
+        .map_err(describe)?;
     Ok(format!("created admin {} ({})", user.email, user.id))
 }
