@@ -86,6 +86,29 @@ pub const ROUTES: &[RouteSpec] = &[
     route("requests", "GET", "/api/v1/requests/{id}/credentials", User),
     route("requests", "POST", "/api/v1/requests/{id}/credentials/rotate", User),
     route("requests", "GET", "/api/v1/admin/requests/pending", Admin).with_query(PAGE),
+    route("audit", "GET", "/api/v1/audit", Admin).with_query(&[
+        "limit",
+        "cursor",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "team_id",
+        "from",
+        "to",
+    ]),
+    route("audit", "GET", "/api/v1/audit/verify", Admin),
+    route("audit", "GET", "/api/v1/audit/export", Admin).with_query(&["from", "to", "limit", "cursor"]),
+    route("audit", "GET", "/api/v1/users/me/team/audit", User).with_query(&[
+        "limit",
+        "cursor",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "from",
+        "to",
+    ]),
 ];
 
 /// Looks a route up by its API Gateway route key.

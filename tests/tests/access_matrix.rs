@@ -97,6 +97,9 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         "POST /api/v1/requests/{id}/extend" => [401, 200, 404, 200],
         "PUT /api/v1/users/me/public-key" => [401, 200, 200, 200],
         "DELETE /api/v1/users/me/public-key" => [401, 204, 204, 204],
+        "GET /api/v1/audit" | "GET /api/v1/audit/verify" | "GET /api/v1/audit/export" => [401, 403, 403, 200],
+        // Members read their own team's events; the admin is in no team.
+        "GET /api/v1/users/me/team/audit" => [401, 200, 200, 404],
         _ => return None,
     })
 }

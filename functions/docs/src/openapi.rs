@@ -36,6 +36,7 @@ use utoipa::{
         (name = "users", description = "My account and team; user management (admins)"),
         (name = "teams", description = "Team management (admins)"),
         (name = "requests", description = "The resource catalog, requests and their review"),
+        (name = "audit", description = "The audit log: every change and every credentials read, hash-chained"),
         (name = "meta", description = "Health and documentation"),
     )
 )]
@@ -51,6 +52,7 @@ pub fn openapi() -> openapi::OpenApi {
     doc.merge(users_function::ApiDoc::openapi());
     doc.merge(teams_function::ApiDoc::openapi());
     doc.merge(requests_function::ApiDoc::openapi());
+    doc.merge(audit_function::ApiDoc::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     // Relative: resolves against wherever the document is served (any stage, any host).
     doc.servers = Some(vec![Server::new(".")]);

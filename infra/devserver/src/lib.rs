@@ -30,6 +30,7 @@ pub fn routers() -> HashMap<&'static str, Router> {
         users_function::router(),
         docs_function::router(),
         requests_function::router(),
+        audit_function::router(),
     ]
     .into_iter()
     .map(|r| (r.function(), r))

@@ -48,6 +48,11 @@ fn event_item(event: &ChainedEvent) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// The table key of an event, to continue a read after it.
+pub fn audit_event_key(event: &ChainedEvent) -> Item {
+    super::key_item(&keys::audit_event(&event.at, event.seq))
+}
+
 fn head_item(head: &ChainHead) -> Result<Item, StoreError> {
     Stored::new(keys::META, keys::audit_head(), head).to_item()
 }

@@ -9,7 +9,7 @@ mod requests;
 mod teams;
 mod users;
 
-pub use audit::{AuditFilter, AuditPage};
+pub use audit::{audit_event_key, AuditFilter, AuditPage};
 pub use jobs::{Claim, ClaimedJob, RunOutcome};
 pub use login::{AccountReservation, PairReservation, MAX_FAILURES};
 pub use requests::RequestList;
