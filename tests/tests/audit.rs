@@ -465,7 +465,8 @@ async fn an_event_edited_in_the_table_is_found_by_the_check_and_by_the_export_sc
         .update_item()
         .table_name(&app.table)
         .set_key(Some(key_of(target)))
-        .update_expression("SET action = :a")
+        .update_expression("SET #action = :a")
+        .expression_attribute_names("#action", "action")
         .expression_attribute_values(":a", AttributeValue::S("team.created".into()))
         .send()
         .await
@@ -537,8 +538,9 @@ async fn the_audit_list_filters_pages_newest_first_and_refuses_bad_filters() {
     let blue = app.team(&admin, "blue team").await;
     let user = app.user().await;
     app.add_member(&admin, &red, &user).await.expect(200);
+    app.clock.advance(time::Duration::minutes(5));
     let middle = shared::clock::format_timestamp(app.clock.now());
-    app.clock.advance(time::Duration::minutes(10));
+    app.clock.advance(time::Duration::minutes(5));
     app.put(
         &format!("/api/v1/teams/{blue}"),
         Some(&admin.token),

@@ -20,7 +20,7 @@ use shared::{
 };
 use std::{io::BufRead, path::PathBuf, process::ExitCode};
 
-const USAGE: &str = "usage:\n  ssi-admin create-table [--template PATH]\n  ssi-admin create-admin --email EMAIL   (password from ADMIN_PASSWORD or the first line of stdin)";
+const USAGE: &str = "usage:\n  ssi-admin create-table [--template PATH]\n  ssi-admin create-admin --email EMAIL   (password from ADMIN_PASSWORD or the first line of stdin)\n  ssi-admin audit verify                 (recomputes the audit chain; exit 1 when broken)";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -69,6 +69,20 @@ async fn run(args: &[String]) -> Result<String, String> {
         "create-admin" => {
             let email = flag(args, "--email").ok_or(USAGE)?;
             create_admin(&Store::new(client, table), &email).await
+        }
+        "audit" if args.get(1).map(String::as_str) == Some("verify") => {
+            let check = Store::new(client, table).verify_audit().await.map_err(|e| e.to_string())?;
+            match (&check.first_broken, &check.head) {
+                (Some(broken), _) => Err(format!(
+                    "audit chain broken at event {}: {} ({} events read)",
+                    broken.seq, broken.reason, check.events
+                )),
+                (None, Some(head)) => Ok(format!(
+                    "audit chain intact: {} events, last {} at {}, hash {}",
+                    check.events, head.seq, head.at, head.hash
+                )),
+                (None, None) => Ok("audit log empty".into()),
+            }
         }
         _ => Err(USAGE.into()),
     }
