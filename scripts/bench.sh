@@ -89,7 +89,7 @@ echo "other work on the machine skews the figures: compare a re-run under a simi
 
 section "Build (release, $(uname -m))"
 cargo build --release --bin auth --bin teams --bin users --bin docs
-cargo build --release --bin devserver --bin lambda-bench --bin load-bench --bin micro-bench --bin provision-bench
+cargo build --release --bin devserver --bin lambda-bench --bin load-bench --bin micro-bench --bin provision-bench --bin audit-bench
 BIN="$ROOT/target/release"
 
 section "Micro-benchmarks"
@@ -101,6 +101,11 @@ ddb_start "$port"
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 unset AWS_SESSION_TOKEN AWS_PROFILE JWT_SECRET_ARN JWT_SECRET_FILE
+
+section "Audit log: cost per audited action (DynamoDB Local)"
+uptime
+timeout 600 "$BIN/audit-bench"
+uptime
 
 section "Lambda functions"
 BENCH_BIN_DIR="$BIN" BENCH_LOG_DIR="$LOG_DIR" timeout 1800 "$BIN/lambda-bench"

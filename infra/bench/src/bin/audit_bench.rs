@@ -75,7 +75,9 @@ async fn run() -> Result<(), String> {
     for i in 0..ROUNDS {
         let changes = TeamChanges {
             name: None,
-            description: Some(format!("round {i} of the audit benchmark, a description of typical length")),
+            description: Some(format!(
+                "round {i} of the audit benchmark, a description of typical length"
+            )),
         };
         let started = Instant::now();
         store
@@ -86,7 +88,11 @@ async fn run() -> Result<(), String> {
         // The same change without the audit log: one read and one conditional write
         // of the team item, as update_team does.
         let started = Instant::now();
-        let current = store.get_team(team).await.map_err(|e| e.to_string())?.ok_or("team gone")?;
+        let current = store
+            .get_team(team)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("team gone")?;
         store
             .client()
             .update_item()
@@ -96,8 +102,14 @@ async fn run() -> Result<(), String> {
             .update_expression("SET description = :d, version = :next")
             .condition_expression("version = :seen")
             .expression_attribute_values(":d", aws_sdk_dynamodb::types::AttributeValue::S(format!("plain {i}")))
-            .expression_attribute_values(":next", aws_sdk_dynamodb::types::AttributeValue::N((current.version + 1).to_string()))
-            .expression_attribute_values(":seen", aws_sdk_dynamodb::types::AttributeValue::N(current.version.to_string()))
+            .expression_attribute_values(
+                ":next",
+                aws_sdk_dynamodb::types::AttributeValue::N((current.version + 1).to_string()),
+            )
+            .expression_attribute_values(
+                ":seen",
+                aws_sdk_dynamodb::types::AttributeValue::N(current.version.to_string()),
+            )
             .send()
             .await
             .map_err(|e| e.to_string())?;

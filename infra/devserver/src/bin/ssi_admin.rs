@@ -71,7 +71,10 @@ async fn run(args: &[String]) -> Result<String, String> {
             create_admin(&Store::new(client, table), &email).await
         }
         "audit" if args.get(1).map(String::as_str) == Some("verify") => {
-            let check = Store::new(client, table).verify_audit().await.map_err(|e| e.to_string())?;
+            let check = Store::new(client, table)
+                .verify_audit()
+                .await
+                .map_err(|e| e.to_string())?;
             match (&check.first_broken, &check.head) {
                 (Some(broken), _) => Err(format!(
                     "audit chain broken at event {}: {} ({} events read)",
