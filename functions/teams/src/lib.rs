@@ -116,6 +116,7 @@ async fn create_team(ctx: Ctx) -> HandlerResult {
         version: 0,
         deleting: false,
         requests_created: 0,
+        budget: None,
     };
     ctx.app.store.create_team(&team).await?;
     tracing::info!(team_id = %team.id, "team created");

@@ -258,6 +258,8 @@ mod tests {
             outputs: None,
             credentials: None,
             expires_at: None,
+            estimated_monthly_cost: None,
+            budget: None,
         }
     }
 

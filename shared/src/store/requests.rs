@@ -441,6 +441,8 @@ mod tests {
             outputs: None,
             credentials: None,
             expires_at: Some("2026-01-31T00:00:00.000000Z".into()),
+            estimated_monthly_cost: None,
+            budget: None,
         };
         let item = request_item(&request).unwrap();
         assert!(matches!(item.get("expires_at"), Some(AttributeValue::S(_))), "{item:?}");
