@@ -330,7 +330,11 @@ mod tests {
             )
         };
         let ok = r#""hourly": {"parameter": "class", "prices": {"a": "0.1", "b": "0.2"}}, "storage_gb_month": {"parameter": "gb", "price": "0.1"}, "multi_az": {"parameter": "ha", "factor": "2"}"#;
-        assert!(parse_file("t.json", &file(ok)).is_ok(), "{:?}", parse_file("t.json", &file(ok)).err());
+        assert!(
+            parse_file("t.json", &file(ok)).is_ok(),
+            "{:?}",
+            parse_file("t.json", &file(ok)).err()
+        );
         for bad in [
             r#""hourly": {"parameter": "class", "prices": {"a": "0.1"}}"#,
             r#""hourly": {"parameter": "class", "prices": {"a": "0.1", "b": "0.2", "c": "1"}}"#,

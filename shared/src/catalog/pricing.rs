@@ -170,7 +170,10 @@ pub(super) fn check(pricing: &Pricing, schema: &Value) -> Result<(), String> {
     };
     if let Some(nodes) = &pricing.nodes {
         if property_type(schema, &nodes.parameter)? != "integer" {
-            return Err(format!("pricing.nodes: `{}` must be an integer parameter", nodes.parameter));
+            return Err(format!(
+                "pricing.nodes: `{}` must be an integer parameter",
+                nodes.parameter
+            ));
         }
         if pricing.hourly.is_none() {
             return Err("pricing.nodes needs pricing.hourly".into());
@@ -184,7 +187,10 @@ pub(super) fn check(pricing: &Pricing, schema: &Value) -> Result<(), String> {
     }
     if let Some(multi_az) = &pricing.multi_az {
         if property_type(schema, &multi_az.parameter)? != "boolean" {
-            return Err(format!("pricing.multi_az: `{}` must be a boolean parameter", multi_az.parameter));
+            return Err(format!(
+                "pricing.multi_az: `{}` must be a boolean parameter",
+                multi_az.parameter
+            ));
         }
         if multi_az.factor.0 < Money::parse_decimal("1", 0).unwrap_or_default() {
             return Err("pricing.multi_az.factor must be at least 1".into());

@@ -137,20 +137,27 @@ mod tests {
 
     #[test]
     fn the_limit_itself_is_within_a_cent_more_is_not() {
-        let budget = TeamBudget { monthly_limit: usd("500") };
+        let budget = TeamBudget {
+            monthly_limit: usd("500"),
+        };
         let at = check(Some(&budget), usd("400"), usd("100")).unwrap();
         assert!(at.within);
         assert_eq!(at.after, usd("500"));
         let over = check(Some(&budget), usd("400"), usd("100.01")).unwrap();
         assert!(!over.within);
-        assert_eq!((over.limit, over.committed, over.after), (usd("500"), usd("400"), usd("500.01")));
+        assert_eq!(
+            (over.limit, over.committed, over.after),
+            (usd("500"), usd("400"), usd("500.01"))
+        );
         assert!(over.refusal().contains("500.01 USD"), "{}", over.refusal());
         assert_eq!(check(None, usd("400"), usd("1000")), None);
     }
 
     #[test]
     fn a_zero_budget_allows_only_free_requests() {
-        let budget = TeamBudget { monthly_limit: Money::ZERO };
+        let budget = TeamBudget {
+            monthly_limit: Money::ZERO,
+        };
         assert!(check(Some(&budget), Money::ZERO, Money::ZERO).unwrap().within);
         assert!(!check(Some(&budget), Money::ZERO, usd("0.01")).unwrap().within);
     }

@@ -17,9 +17,10 @@
 //!   the hours left in the month (up to its `expires_at`, when it has one). A past
 //!   month's forecast is its total.
 
+use super::budget::TeamBudget;
 use super::money::{parse_quantity, Money};
 use crate::catalog::ResourceType;
-use crate::model::{RequestStatus, ResourceRequest};
+use crate::model::{RequestStatus, ResourceRequest, Team};
 use serde::Serialize;
 use serde_json::Value;
 use time::{Date, Month as CalendarMonth, OffsetDateTime, Time};
@@ -65,11 +66,19 @@ pub fn estimate(rt: &ResourceType, params: &Value) -> Money {
         hourly += price.times_micro_quantity(nodes);
     }
     for unit in &pricing.unit_hourly {
-        hourly += unit.price.0.times_micro_quantity(number_micros(params, &unit.parameter));
+        hourly += unit
+            .price
+            .0
+            .times_micro_quantity(number_micros(params, &unit.parameter));
     }
     let mut monthly = factor(hourly).mul_div(HOURS_PER_MONTH, 1);
     if let Some(storage) = &pricing.storage_gb_month {
-        monthly += factor(storage.price.0.times_micro_quantity(number_micros(params, &storage.parameter)));
+        monthly += factor(
+            storage
+                .price
+                .0
+                .times_micro_quantity(number_micros(params, &storage.parameter)),
+        );
     }
     if let Some(flat) = pricing.flat_monthly {
         monthly += flat.0;
@@ -96,7 +105,8 @@ impl Month {
     /// `YYYY-MM` exactly (years 2000–9999).
     pub fn parse(raw: &str) -> Option<Month> {
         let bytes = raw.as_bytes();
-        if bytes.len() != 7 || bytes[4] != b'-' || !raw[..4].bytes().chain(raw[5..].bytes()).all(|b| b.is_ascii_digit()) {
+        if bytes.len() != 7 || bytes[4] != b'-' || !raw[..4].bytes().chain(raw[5..].bytes()).all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let year: i32 = raw[..4].parse().ok()?;
@@ -274,6 +284,68 @@ pub fn team_costs(requests: &[ResourceRequest], month: Month, now: OffsetDateTim
     (resources, totals)
 }
 
+/// What every cost answer says its figures are.
+pub const BASIS: &str = "estimate: the platform's own figures from catalog list prices, not an AWS bill (real spend: AWS Cost Explorer by the ssi:* tags)";
+
+/// A team's costs in a month (`GET /teams/{id}/costs`, `GET /users/me/team/costs`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TeamCostReport {
+    pub team_id: Uuid,
+    pub team_name: String,
+    #[schema(example = "2027-03")]
+    pub month: String,
+    /// What the figures are: estimates (see `docs/costs.md`).
+    pub basis: &'static str,
+    /// The team's budget; `null`: none.
+    pub budget: Option<TeamBudget>,
+    /// The team's committed monthly run-rate now (what the budget is checked against).
+    pub committed_monthly: Money,
+    /// Every request that was, is or will be live in the month.
+    pub resources: Vec<ResourceCost>,
+    pub totals: CostTotals,
+}
+
+/// Every team's costs in a month (`GET /admin/costs`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CostsOverview {
+    #[schema(example = "2027-03")]
+    pub month: String,
+    pub basis: &'static str,
+    pub teams: Vec<TeamCostReport>,
+    /// The sums over every team.
+    pub totals: CostTotals,
+}
+
+/// The report of `team` (with all its `requests`) for `month`, as seen at `now`.
+pub fn team_report(team: &Team, requests: &[ResourceRequest], month: Month, now: OffsetDateTime) -> TeamCostReport {
+    let (resources, totals) = team_costs(requests, month, now);
+    TeamCostReport {
+        team_id: team.id,
+        team_name: team.name.clone(),
+        month: month.to_string(),
+        basis: BASIS,
+        budget: team.budget,
+        committed_monthly: super::budget::committed(requests, None),
+        resources,
+        totals,
+    }
+}
+
+/// The overview of every team's report, with the grand totals.
+pub fn overview(month: Month, teams: Vec<TeamCostReport>) -> CostsOverview {
+    let mut totals = CostTotals::default();
+    for t in &teams {
+        totals.month_to_date += t.totals.month_to_date;
+        totals.forecast += t.totals.forecast;
+    }
+    CostsOverview {
+        month: month.to_string(),
+        basis: BASIS,
+        teams,
+        totals,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +371,10 @@ mod tests {
         // db.t4g.micro: 0.016 × 730 = 11.68; 20 GB × 0.115 = 2.30.
         assert_eq!(estimate(rt("postgres"), &params("postgres", json!({}))), usd("13.98"));
         // Multi-AZ doubles instance and storage: (0.065 × 730 + 100 × 0.115) × 2.
-        let p = params("postgres", json!({"instance_class": "db.t4g.medium", "storage_gb": 100, "multi_az": true}));
+        let p = params(
+            "postgres",
+            json!({"instance_class": "db.t4g.medium", "storage_gb": 100, "multi_az": true}),
+        );
         assert_eq!(estimate(rt("postgres"), &p), usd("117.90"));
         assert_eq!(estimate(rt("mysql"), &params("mysql", json!({}))), usd("13.98"));
         // Redis: a node per replica plus the primary: 0.032 × 3 × 730.
@@ -328,7 +403,18 @@ mod tests {
         assert_eq!(m.end(), datetime!(2027-03-01 00:00 UTC));
         assert_eq!(Month::parse("2026-12").unwrap().end(), datetime!(2027-01-01 00:00 UTC));
         assert_eq!(m.to_string(), "2027-02");
-        for bad in ["", "2027-2", "2027-13", "2027-00", "27-02", "2027/02", "2027-02-01", "1999-12", "２０２７-02", "+027-02"] {
+        for bad in [
+            "",
+            "2027-2",
+            "2027-13",
+            "2027-00",
+            "27-02",
+            "2027/02",
+            "2027-02-01",
+            "1999-12",
+            "２０２７-02",
+            "+027-02",
+        ] {
             assert_eq!(Month::parse(bad), None, "{bad}");
         }
         assert_eq!(Month::containing(datetime!(2027-02-28 23:59:59 UTC)), m);
@@ -407,7 +493,11 @@ mod tests {
         ]);
         assert!(live_intervals(&failed).is_empty());
         let rejected = request(&[(Pending, "2027-03-01T00:00:00Z"), (Rejected, "2027-03-01T01:00:00Z")]);
-        let (items, totals) = team_costs(&[failed, rejected], Month::parse("2027-03").unwrap(), datetime!(2027-04-01 00:00 UTC));
+        let (items, totals) = team_costs(
+            &[failed, rejected],
+            Month::parse("2027-03").unwrap(),
+            datetime!(2027-04-01 00:00 UTC),
+        );
         assert!(items.is_empty());
         assert_eq!(totals.forecast, Money::ZERO);
     }
@@ -422,7 +512,10 @@ mod tests {
             (Ready, "2027-03-05T01:00:00Z"),
         ]);
         let now = datetime!(2027-03-05 03:00 UTC);
-        assert_eq!(accrued(usd("730"), &live_intervals(&r), Month::parse("2027-03").unwrap(), now), usd("2"));
+        assert_eq!(
+            accrued(usd("730"), &live_intervals(&r), Month::parse("2027-03").unwrap(), now),
+            usd("2")
+        );
     }
 
     #[test]
@@ -442,7 +535,10 @@ mod tests {
         let expires = Some(datetime!(2027-02-11 00:00 UTC));
         assert_eq!(forecast(usd("730"), &i, february, now, expires), usd("240"));
         // Nothing in December, before it existed; a future month is all forecast.
-        assert_eq!(forecast(usd("730"), &i, Month::parse("2026-12").unwrap(), now, None), Money::ZERO);
+        assert_eq!(
+            forecast(usd("730"), &i, Month::parse("2026-12").unwrap(), now, None),
+            Money::ZERO
+        );
         let march = Month::parse("2027-03").unwrap();
         assert_eq!(accrued(usd("730"), &i, march, now), Money::ZERO);
         assert_eq!(forecast(usd("730"), &i, march, now, None), usd("744"));
@@ -456,7 +552,10 @@ mod tests {
         let r = request(&[(Ready, "2027-03-01T00:00:00Z")]);
         let now = datetime!(2027-03-01 00:00:36 UTC);
         // 36 seconds of a dollar-an-hour resource: one cent.
-        assert_eq!(accrued(usd("730"), &live_intervals(&r), Month::parse("2027-03").unwrap(), now), usd("0.01"));
+        assert_eq!(
+            accrued(usd("730"), &live_intervals(&r), Month::parse("2027-03").unwrap(), now),
+            usd("0.01")
+        );
     }
 
     #[test]

@@ -210,11 +210,32 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// An amount as a person enters it (`{"amount": "500.00", "currency": "USD"}`),
+/// checked by [`AmountInput::parse`] with [`Money::parse_input`]'s rules.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmountInput {
+    /// A decimal string: at least 0, at most two decimals, at most 1000000000.00.
+    #[schema(example = "500.00", pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$")]
+    pub amount: String,
+    /// Always `USD`.
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+impl AmountInput {
+    pub fn parse(&self) -> Result<Money, MoneyError> {
+        Money::parse_input(&self.amount, &self.currency)
+    }
+}
+
 impl utoipa::PartialSchema for Money {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::{schema::Type, ObjectBuilder};
         ObjectBuilder::new()
-            .description(Some("An exact amount of money: a decimal string and its currency (always USD)."))
+            .description(Some(
+                "An exact amount of money: a decimal string and its currency (always USD).",
+            ))
             .property(
                 "amount",
                 ObjectBuilder::new()
@@ -224,9 +245,7 @@ impl utoipa::PartialSchema for Money {
             )
             .property(
                 "currency",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some([USD])),
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some([USD])),
             )
             .required("amount")
             .required("currency")
@@ -255,7 +274,9 @@ mod tests {
 
     #[test]
     fn malformed_negative_and_too_precise_amounts_are_refused() {
-        for bad in ["", ".5", "5.", "1e3", "+5", " 5", "5 ", "1,000", "0x10", "NaN", "five", "1.2.3"] {
+        for bad in [
+            "", ".5", "5.", "1e3", "+5", " 5", "5 ", "1,000", "0x10", "NaN", "five", "1.2.3",
+        ] {
             assert_eq!(Money::parse_decimal(bad, 6), Err(MoneyError::Malformed), "{bad:?}");
         }
         assert_eq!(Money::parse_decimal("-1.00", 6), Err(MoneyError::Negative));

@@ -133,7 +133,10 @@ mod tests {
         let own_tight_new = policy("postgres", "20", Some(team), "4");
         let own_tight_old = policy("postgres", "20", Some(team), "3");
         let policies = [global_tight.clone(), own_loose, own_tight_new, own_tight_old.clone()];
-        assert_eq!(matching(&policies, "postgres", team, usd("14"), None), Some(&own_tight_old));
+        assert_eq!(
+            matching(&policies, "postgres", team, usd("14"), None),
+            Some(&own_tight_old)
+        );
         // Another team only has the global one.
         assert_eq!(
             matching(&policies, "postgres", Uuid::new_v4(), usd("14"), None),

@@ -17,6 +17,7 @@
 //! | credentials     | `CREDS#<request id>`       | same               |         |                               |
 //! | job log         | `JOBLOG#<request id>`      | `RUN#<run>#<seq>#<phase>`     |  |                        |
 //! | expiry          | `EXPIRY#<request id>`      | same               | `EXPIRIES` | `EXPIRY#<expires_at>#<request id>` |
+//! | approval policy | `POLICIES`                 | `POLICY#<id>`      |         |                               |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
 //! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`.
@@ -46,6 +47,7 @@ pub const JOB: &str = "JOB";
 pub const JOB_LOG: &str = "JOBLOG";
 pub const CREDENTIALS: &str = "CREDS";
 pub const EXPIRY: &str = "EXPIRY";
+pub const POLICY: &str = "POLICY";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -216,6 +218,16 @@ pub fn job_log(request_id: Uuid, run: u32, seq: u32, phase: &str) -> Key {
     (job_log_pk(request_id), format!("RUN#{run:04}#{seq:02}#{phase}"))
 }
 
+/// The one partition of approval policies: read whole, strongly consistent, at every
+/// submission (so a deleted policy never applies again).
+pub const POLICIES_PK: &str = "POLICIES";
+
+pub const POLICY_PREFIX: &str = "POLICY#";
+
+pub fn policy(id: Uuid) -> Key {
+    (POLICIES_PK.to_string(), format!("{POLICY_PREFIX}{id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +262,6 @@ mod tests {
         assert_eq!(requests_by_status("pending", "t", id).0, "REQSTATUS#pending");
         assert_eq!(requests_by_team(id, "t", id).0, format!("TEAMREQ#{id}"));
         assert_eq!(requests_by_requester(id, "t", id).1, format!("REQUEST#t#{id}"));
+        assert_eq!(policy(id), ("POLICIES".into(), format!("POLICY#{id}")));
     }
 }

@@ -4,13 +4,14 @@
 mod jobs;
 pub mod keys;
 mod login;
+mod policies;
 mod requests;
 mod teams;
 mod users;
 
 pub use jobs::{Claim, ClaimedJob, RunOutcome};
 pub use login::{AccountReservation, PairReservation, MAX_FAILURES};
-pub use requests::RequestList;
+pub use requests::{CreateError, RequestList};
 pub use teams::{normalise_team_name, TeamChanges};
 
 use crate::error::ApiError;

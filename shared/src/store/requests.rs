@@ -4,7 +4,7 @@
 
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
-    domain::PlannedTransition,
+    domain::{policy::ApprovalPolicy, PlannedTransition},
     error::ApiError,
     model::{RequestStatus, ResourceRequest, Transition},
 };
@@ -68,6 +68,54 @@ fn request_item(r: &ResourceRequest) -> Result<Item, StoreError> {
         .to_item()
 }
 
+/// The writes that create a request, in order (a failed condition names its index):
+/// 0 the request, 1 its name marker, 2 the requester's count (still in the team),
+/// 3 the team's count (not being deleted), then its expiry marker if it has one.
+fn creation_items<'a>(tx: Tx<'a>, request: &ResourceRequest) -> Result<Tx<'a>, StoreError> {
+    let marker = Stored::new(
+        keys::REQUEST_NAME,
+        name_key(request),
+        RequestNameMarker { request_id: request.id },
+    )
+    .to_item()?;
+    let team = s(request.team_id.to_string());
+    let mut tx = tx
+        .put_new(request_item(request)?)?
+        .put_new(marker)?
+        // The requester is still in that team, and the team is not being deleted;
+        // both count the request, so that their deletions can wait for the index.
+        .update(
+            &keys::user(request.requester_id),
+            "ADD requests_created :one",
+            Some("team_id = :team"),
+            Expr::new().value(":team", team).value(":one", super::n(1)),
+        )?
+        .update(
+            &keys::team(request.team_id),
+            "ADD requests_created :one",
+            Some("attribute_exists(PK) AND attribute_not_exists(deleting)"),
+            Expr::new().value(":one", super::n(1)),
+        )?;
+    if let Some(at) = &request.expires_at {
+        tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
+    }
+    Ok(tx)
+}
+
+/// Why a creation failed (mapped to an HTTP answer in `error.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("this team already has a {resource_type} named `{name}`")]
+    NameTaken { resource_type: String, name: String },
+    #[error("your team changed while the request was made; retry")]
+    TeamChanged,
+    /// The policy that was to approve the request was deleted meanwhile.
+    #[error("the approval policy was deleted meanwhile")]
+    PolicyGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 pub(super) fn name_key(r: &ResourceRequest) -> keys::Key {
     keys::request_name(r.team_id, &r.resource_type, &r.name)
 }
@@ -129,33 +177,7 @@ impl Store {
     /// Stores a new request and reserves its name (per team and type) in one
     /// transaction: 409 when the name is taken, also when two creations race.
     pub async fn create_request(&self, request: &ResourceRequest) -> Result<(), ApiError> {
-        let marker = Stored::new(
-            keys::REQUEST_NAME,
-            name_key(request),
-            RequestNameMarker { request_id: request.id },
-        )
-        .to_item()?;
-        let team = s(request.team_id.to_string());
-        let mut tx = Tx::new(self)
-            .put_new(request_item(request)?)?
-            .put_new(marker)?
-            // The requester is still in that team, and the team is not being deleted;
-            // both count the request, so that their deletions can wait for the index.
-            .update(
-                &keys::user(request.requester_id),
-                "ADD requests_created :one",
-                Some("team_id = :team"),
-                Expr::new().value(":team", team).value(":one", super::n(1)),
-            )?
-            .update(
-                &keys::team(request.team_id),
-                "ADD requests_created :one",
-                Some("attribute_exists(PK) AND attribute_not_exists(deleting)"),
-                Expr::new().value(":one", super::n(1)),
-            )?;
-        if let Some(at) = &request.expires_at {
-            tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
-        }
+        let tx = creation_items(Tx::new(self), request)?;
         match self.transact(tx.items).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(1) => Err(ApiError::Conflict(format!(
@@ -166,6 +188,51 @@ impl Store {
                 "your team changed while the request was made; retry".into(),
             )),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores a new request already approved by `policy` (`planned`: its approval, as
+    /// [`crate::domain::lifecycle::plan_transition`] planned it for the system): the
+    /// creation's writes with the request in `approved` and both history steps, the
+    /// provisioning job (as any approval writes it), and a check that the policy still
+    /// exists, all in one transaction. [`CreateError::PolicyGone`]: nothing was written.
+    pub async fn create_request_approved_by_policy(
+        &self,
+        pending: &ResourceRequest,
+        planned: &PlannedTransition,
+        policy: &ApprovalPolicy,
+    ) -> Result<ResourceRequest, CreateError> {
+        let approved = moved(pending, planned);
+        let mut tx = creation_items(Tx::new(self), &approved)?;
+        if let Some(job) = &planned.job {
+            tx = tx.put_new(super::jobs::job_item(job)?)?;
+        }
+        let policy_check = tx.items.len();
+        let (key, condition, expr) = super::policies::still_exists(policy);
+        tx = tx.check(&key, condition, expr)?;
+        match self.transact(tx.items).await {
+            Ok(()) => Ok(approved),
+            Err(e) if e.failed_at(policy_check) => Err(CreateError::PolicyGone),
+            Err(e) if e.failed_at(1) => Err(CreateError::NameTaken {
+                resource_type: approved.resource_type,
+                name: approved.name,
+            }),
+            Err(e) if e.failed_at(2) || e.failed_at(3) => Err(CreateError::TeamChanged),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every request of a team (all pages of its index; eventually consistent).
+    pub async fn team_requests(&self, team_id: Uuid) -> Result<Vec<ResourceRequest>, StoreError> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let (page, next) = self.list_requests(RequestList::Team(team_id), None, 100, start).await?;
+            all.extend(page);
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(all),
+            }
         }
     }
 

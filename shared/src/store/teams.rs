@@ -4,6 +4,7 @@ use super::{
     bool_value, from_item, keys, n, s, Expr, Item, KeyCondition, QueryPage, RequestList, Store, StoreError, Stored, Tx,
 };
 use crate::{
+    domain::budget::TeamBudget,
     error::ApiError,
     model::{Team, User, UserSummary},
 };
@@ -139,6 +140,36 @@ impl Store {
             .await?;
         let members = items.into_iter().map(from_item).collect::<Result<_, _>>()?;
         Ok((members, next))
+    }
+
+    /// Sets (`Some`) or removes (`None`) a team's budget; `None` when the team does
+    /// not exist or is being deleted. No version check: nothing else writes `budget`,
+    /// and a rename does not touch it.
+    pub async fn set_team_budget(
+        &self,
+        id: Uuid,
+        budget: Option<&TeamBudget>,
+        now: &str,
+    ) -> Result<Option<Team>, StoreError> {
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(super::key_item(&keys::team(id))))
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(deleting)")
+            .expression_attribute_values(":now", s(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        update = match budget {
+            Some(b) => update
+                .update_expression("SET budget = :budget, updated_at = :now")
+                .expression_attribute_values(":budget", serde_dynamo::to_attribute_value(b)?),
+            None => update.update_expression("SET updated_at = :now REMOVE budget"),
+        };
+        match update.send().await.map_err(super::classify) {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e) if e.is_condition_failed() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Updates a team. Each attempt writes on the version it read, so concurrent
