@@ -250,7 +250,7 @@ async fn budget_check(
     let Some(limit) = &team.budget else {
         return Ok(None);
     };
-    let requests = ctx.app.store.team_requests(team.id).await?;
+    let requests = ctx.app.store.team_requests(team).await?;
     Ok(budget::check(
         Some(limit),
         budget::committed(&requests, except),

@@ -289,7 +289,7 @@ async fn delete_budget(ctx: Ctx) -> HandlerResult {
 
 /// A team's report for `month`.
 async fn team_report(ctx: &Ctx, team: &Team, month: Month) -> Result<TeamCostReport, ApiError> {
-    let requests = ctx.app.store.team_requests(team.id).await?;
+    let requests = ctx.app.store.team_requests(team).await?;
     Ok(cost::team_report(team, &requests, month, ctx.app.clock.now()))
 }
 

@@ -148,7 +148,7 @@ async fn my_team_costs(ctx: Ctx) -> HandlerResult {
     let now = ctx.app.clock.now();
     let month = http::query_month(&ctx.req, now)?;
     let team = ctx.app.store.get_team(team_id).await?.ok_or_else(no_team)?;
-    let requests = ctx.app.store.team_requests(team_id).await?;
+    let requests = ctx.app.store.team_requests(&team).await?;
     http::ok(&cost::team_report(&team, &requests, month, now))
 }
 

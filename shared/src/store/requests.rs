@@ -6,7 +6,7 @@ use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, Stor
 use crate::{
     domain::{policy::ApprovalPolicy, PlannedTransition},
     error::ApiError,
-    model::{RequestStatus, ResourceRequest, Transition},
+    model::{RequestStatus, ResourceRequest, Team, Transition},
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -222,18 +222,32 @@ impl Store {
         }
     }
 
-    /// Every request of a team (all pages of its index; eventually consistent).
-    pub async fn team_requests(&self, team_id: Uuid) -> Result<Vec<ResourceRequest>, StoreError> {
+    /// Every request of `team` (all pages of its index). The index is eventually
+    /// consistent: it is read again (a few times, briefly) until it holds as many
+    /// requests as the team has counted (`requests_created`), then used as it is. A
+    /// request's status there may still lag its latest move by a moment.
+    pub async fn team_requests(&self, team: &Team) -> Result<Vec<ResourceRequest>, StoreError> {
+        const READS: usize = 5;
         let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let (page, next) = self.list_requests(RequestList::Team(team_id), None, 100, start).await?;
-            all.extend(page);
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(all),
+        for read in 0..READS {
+            if read > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            all.clear();
+            let mut start = None;
+            loop {
+                let (page, next) = self.list_requests(RequestList::Team(team.id), None, 100, start).await?;
+                all.extend(page);
+                match next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+            if all.len() as u64 >= team.requests_created {
+                break;
             }
         }
+        Ok(all)
     }
 
     pub async fn get_request(&self, id: Uuid) -> Result<Option<ResourceRequest>, StoreError> {
