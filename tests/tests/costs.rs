@@ -232,21 +232,28 @@ async fn a_request_carries_its_estimate_in_itself_the_lists_and_the_review_queue
         .find(|r| r["id"] == id.as_str())
         .unwrap();
     assert_eq!(listed["estimated_monthly_cost"], usd("13.98"));
-    let queue = w
-        .app
-        .get("/api/v1/admin/requests/pending", Some(&w.admin.token))
-        .await
-        .expect(200)
-        .json();
-    let queued = queue["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == id.as_str());
-    // The queue is an index: it may lag for a moment, but never shows another figure.
-    if let Some(queued) = queued {
-        assert_eq!(queued["estimated_monthly_cost"], usd("13.98"));
+    // The review queue is an index: it may lag for a moment.
+    let mut queued = None;
+    for _ in 0..40 {
+        let queue = w
+            .app
+            .get("/api/v1/admin/requests/pending", Some(&w.admin.token))
+            .await
+            .expect(200)
+            .json();
+        queued = queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .cloned();
+        if queued.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let queued = queued.expect("the request is in the review queue");
+    assert_eq!(queued["estimated_monthly_cost"], usd("13.98"));
     let redis = submit(
         &w,
         "redis",
