@@ -7,11 +7,16 @@
 //! `type` (object at the top; string, integer, number, boolean for parameters),
 //! `properties`, `required`, `additionalProperties: false`, `enum`, `minimum`,
 //! `maximum`, `minLength`, `maxLength`, `default`, `description`.
+//!
+//! Each file also has a `pricing` section ([`pricing::Pricing`]): the list prices a
+//! request's estimated monthly cost is computed from. Updating prices is editing a file.
 
 use crate::error::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
+
+pub mod pricing;
 
 mod files {
     include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
@@ -34,6 +39,10 @@ pub struct ResourceType {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 3650)]
     pub max_lifetime_days: Option<u32>,
+    /// On-demand list prices (one region, with their source and date): what a
+    /// request's `estimated_monthly_cost` is computed from. Every catalog file has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<pricing::Pricing>,
 }
 
 /// The longest `max_lifetime_days` a catalog file may set (ten years).
@@ -56,7 +65,11 @@ const PARAMETER_KEYWORDS: &[&str] = &[
 pub fn load() -> Result<Vec<ResourceType>, String> {
     let mut types: Vec<ResourceType> = Vec::new();
     for (file, text) in files::FILES {
-        types.push(parse_file(file, text)?);
+        let rt = parse_file(file, text)?;
+        if rt.pricing.is_none() {
+            return Err(format!("{file}: missing `pricing`"));
+        }
+        types.push(rt);
     }
     if types.is_empty() {
         return Err("the catalog is empty".into());
@@ -79,6 +92,9 @@ fn parse_file(file: &str, text: &str) -> Result<ResourceType, String> {
         .is_some_and(|d| !(1..=MAX_LIFETIME_DAYS).contains(&d))
     {
         return Err(format!("{file}: max_lifetime_days must be 1 to {MAX_LIFETIME_DAYS}"));
+    }
+    if let Some(p) = &rt.pricing {
+        pricing::check(p, &rt.parameters).map_err(|e| format!("{file}: {e}"))?;
     }
     Ok(rt)
 }
@@ -285,6 +301,58 @@ mod tests {
         assert!(parse_file("t.json", &file("-1")).is_err());
         assert_eq!(find("k8s_namespace").unwrap().max_lifetime_days, Some(30));
         assert_eq!(find("postgres").unwrap().max_lifetime_days, None);
+    }
+
+    #[test]
+    fn every_catalog_file_has_checked_prices() {
+        for t in catalog() {
+            let p = t.pricing.as_ref().unwrap_or_else(|| panic!("{} has no pricing", t.id));
+            assert_eq!(p.currency, "USD", "{}", t.id);
+            assert!(!p.source.is_empty() && p.as_of.len() == 10, "{}", t.id);
+        }
+        // The prices are shown as decimal strings.
+        let json = serde_json::to_value(find("postgres").unwrap()).unwrap();
+        assert_eq!(json["pricing"]["hourly"]["prices"]["db.t4g.micro"], "0.016");
+        assert_eq!(json["pricing"]["storage_gb_month"]["price"], "0.115");
+        assert_eq!(json["pricing"]["multi_az"]["factor"], "2.00");
+    }
+
+    #[test]
+    fn pricing_mistakes_are_refused() {
+        let file = |pricing: &str| {
+            format!(
+                r#"{{"id": "t", "name": "T", "description": "d",
+                "parameters": {{"type": "object", "additionalProperties": false, "properties": {{
+                  "class": {{"type": "string", "enum": ["a", "b"], "default": "a"}},
+                  "gb": {{"type": "integer", "minimum": 1, "default": 1}},
+                  "ha": {{"type": "boolean", "default": false}}}}}},
+                "pricing": {{"region": "us-east-1", "currency": "USD", "source": "s", "as_of": "2026-12-02", {pricing}}}}}"#
+            )
+        };
+        let ok = r#""hourly": {"parameter": "class", "prices": {"a": "0.1", "b": "0.2"}}, "storage_gb_month": {"parameter": "gb", "price": "0.1"}, "multi_az": {"parameter": "ha", "factor": "2"}"#;
+        assert!(
+            parse_file("t.json", &file(ok)).is_ok(),
+            "{:?}",
+            parse_file("t.json", &file(ok)).err()
+        );
+        for bad in [
+            r#""hourly": {"parameter": "class", "prices": {"a": "0.1"}}"#,
+            r#""hourly": {"parameter": "class", "prices": {"a": "0.1", "b": "0.2", "c": "1"}}"#,
+            r#""hourly": {"parameter": "gb", "prices": {}}"#,
+            r#""hourly": {"parameter": "class", "prices": {"a": 0.1, "b": "0.2"}}"#,
+            r#""hourly": {"parameter": "class", "prices": {"a": "-0.1", "b": "0.2"}}"#,
+            r#""storage_gb_month": {"parameter": "class", "price": "0.1"}"#,
+            r#""storage_gb_month": {"parameter": "nope", "price": "0.1"}"#,
+            r#""flat_monthly": "1.00""#,
+            r#""multi_az": {"parameter": "ha", "factor": "0.5"}, "flat_monthly": "1", "assumption": "a""#,
+            r#""assumption": "nothing priced""#,
+        ] {
+            assert!(parse_file("t.json", &file(bad)).is_err(), "{bad}");
+        }
+        let euro = file(ok).replace(r#""currency": "USD""#, r#""currency": "EUR""#);
+        assert!(parse_file("t.json", &euro).is_err());
+        let undated = file(ok).replace("2026-12-02", "2026-13-02");
+        assert!(parse_file("t.json", &undated).is_err());
     }
 
     #[test]

@@ -205,6 +205,31 @@ impl From<crate::domain::LifecycleError> for ApiError {
     }
 }
 
+/// A creation that failed in the store: the name is taken or the team changed (409).
+/// (`PolicyGone` is handled by the caller, which submits the request for review instead;
+/// should one reach here, it is a conflict too.)
+impl From<crate::store::CreateError> for ApiError {
+    fn from(err: crate::store::CreateError) -> Self {
+        use crate::store::CreateError;
+        match err {
+            CreateError::Store(e) => e.into(),
+            conflict @ (CreateError::NameTaken { .. } | CreateError::TeamChanged | CreateError::PolicyGone) => {
+                Self::Conflict(conflict.to_string())
+            }
+        }
+    }
+}
+
+/// An amount that is not a valid amount of money: the error of `field.amount` or
+/// `field.currency` (a 422).
+pub fn money_error(field: &str, err: crate::domain::money::MoneyError) -> FieldError {
+    let field = match err {
+        crate::domain::money::MoneyError::Currency => format!("{field}.currency"),
+        _ => format!("{field}.amount"),
+    };
+    FieldError::new(field, err.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

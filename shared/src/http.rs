@@ -256,6 +256,24 @@ pub fn query_uuid(req: &Request, name: &str) -> Result<Option<Uuid>, ApiError> {
         .transpose()
 }
 
+/// The `?month=YYYY-MM` of a costs query (400 otherwise); absent: the month of `now`.
+pub fn query_month(req: &Request, now: time::OffsetDateTime) -> Result<crate::domain::cost::Month, ApiError> {
+    use crate::domain::cost::Month;
+    match query_param(req, "month") {
+        None => Ok(Month::containing(now)),
+        Some(raw) => Month::parse(&raw).ok_or_else(|| ApiError::bad_field("month", "must be a month, YYYY-MM")),
+    }
+}
+
+/// The query parameter of the costs routes, as the OpenAPI document shows it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MonthQuery {
+    /// `YYYY-MM` (UTC); default: the current month.
+    #[param(example = "2027-03")]
+    pub month: Option<String>,
+}
+
 /// The query parameters of every list, as the OpenAPI document shows them.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

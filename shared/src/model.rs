@@ -1,7 +1,11 @@
 //! Domain types, and the public views of them that responses carry. A view never
 //! holds a password hash, a token version or a key attribute.
 
-use crate::domain::Actor;
+use crate::domain::{
+    budget::{BudgetCheck, TeamBudget},
+    money::Money,
+    Actor,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -104,6 +108,9 @@ pub struct Team {
     /// it): a team deletion knows from it when the team's request index has caught up.
     #[serde(default)]
     pub requests_created: u64,
+    /// The team's monthly budget (`PUT /teams/{id}/budget`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<TeamBudget>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -115,6 +122,9 @@ pub struct TeamView {
     pub created_at: String,
     pub updated_at: String,
     pub member_count: u64,
+    /// The team's monthly budget; `null`: none.
+    #[serde(default)]
+    pub budget: Option<TeamBudget>,
 }
 
 impl From<&Team> for TeamView {
@@ -127,6 +137,7 @@ impl From<&Team> for TeamView {
             created_at: t.created_at.clone(),
             updated_at: t.updated_at.clone(),
             member_count: t.member_count,
+            budget: t.budget,
         }
     }
 }
@@ -302,6 +313,15 @@ pub struct ResourceRequest {
     /// When the resource is deleted by itself (by the system); `null`: never.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// The platform's estimate of what the resource costs a month, from the catalog's
+    /// list prices and the validated parameters at submission (an estimate, not an AWS
+    /// bill). Absent only on requests from before estimates existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_cost: Option<Money>,
+    /// The team's budget check at submission, when the team has a budget: `within`
+    /// false means approving it needs `override_budget`. Approval checks again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetCheck>,
 }
 
 /// What a provisioning job does with the request's Terraform state.

@@ -45,6 +45,9 @@ impl RouteSpec {
 /// The query parameters of every list.
 const PAGE: &[&str] = &["limit", "cursor"];
 
+/// The query parameter of the costs routes.
+const MONTH: &[&str] = &["month"];
+
 use Access::{Admin, Public, User};
 
 pub const ROUTES: &[RouteSpec] = &[
@@ -59,6 +62,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("users", "PUT", "/api/v1/users/me/password", User),
     route("users", "GET", "/api/v1/users/me/team", User),
     route("users", "GET", "/api/v1/users/me/team/members", User).with_query(PAGE),
+    route("users", "GET", "/api/v1/users/me/team/costs", User).with_query(MONTH),
     route("users", "GET", "/api/v1/users", Admin).with_query(&["limit", "cursor", "team_id", "email"]),
     route("users", "GET", "/api/v1/users/{id}", Admin),
     route("users", "PATCH", "/api/v1/users/{id}", Admin),
@@ -72,6 +76,10 @@ pub const ROUTES: &[RouteSpec] = &[
     route("teams", "DELETE", "/api/v1/teams/{id}", Admin),
     route("teams", "POST", "/api/v1/teams/{id}/members", Admin),
     route("teams", "DELETE", "/api/v1/teams/{id}/members/{user_id}", Admin),
+    route("teams", "PUT", "/api/v1/teams/{id}/budget", Admin),
+    route("teams", "DELETE", "/api/v1/teams/{id}/budget", Admin),
+    route("teams", "GET", "/api/v1/teams/{id}/costs", Admin).with_query(MONTH),
+    route("teams", "GET", "/api/v1/admin/costs", Admin).with_query(MONTH),
     route("requests", "GET", "/api/v1/resource-types", User),
     route("requests", "POST", "/api/v1/requests", User),
     route("requests", "GET", "/api/v1/requests", User).with_query(&["limit", "cursor", "scope", "status", "team_id"]),
@@ -109,6 +117,9 @@ pub const ROUTES: &[RouteSpec] = &[
         "from",
         "to",
     ]),
+    route("requests", "POST", "/api/v1/policies", Admin),
+    route("requests", "GET", "/api/v1/policies", Admin).with_query(PAGE),
+    route("requests", "DELETE", "/api/v1/policies/{id}", Admin),
 ];
 
 /// Looks a route up by its API Gateway route key.

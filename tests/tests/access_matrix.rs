@@ -20,6 +20,8 @@ struct World {
     team_a: String,
     /// A pending request of `member`'s.
     request: String,
+    /// An approval policy (for mysql, which nothing here asks for).
+    policy: String,
 }
 
 async fn world() -> World {
@@ -42,6 +44,18 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_string();
+    let policy = app
+        .post(
+            "/api/v1/policies",
+            Some(&admin.token),
+            json!({ "resource_type": "mysql", "max_monthly_cost": { "amount": "10.00", "currency": "USD" } }),
+        )
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     World {
         app,
         admin,
@@ -50,6 +64,7 @@ async fn world() -> World {
         target,
         team_a,
         request,
+        policy,
     }
 }
 
@@ -66,6 +81,15 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         "POST /api/v1/auth/logout" => [401, 204, 204, 204],
         "PUT /api/v1/users/me/password" => [401, 204, 204, 204],
         "GET /api/v1/users/me/team" | "GET /api/v1/users/me/team/members" => [401, 200, 200, 404],
+        // The admin is in no team.
+        "GET /api/v1/users/me/team/costs" => [401, 200, 200, 404],
+        "PUT /api/v1/teams/{id}/budget" | "GET /api/v1/teams/{id}/costs" | "GET /api/v1/admin/costs" => {
+            [401, 403, 403, 200]
+        }
+        "DELETE /api/v1/teams/{id}/budget" => [401, 403, 403, 204],
+        "POST /api/v1/policies" => [401, 403, 403, 201],
+        "GET /api/v1/policies" => [401, 403, 403, 200],
+        "DELETE /api/v1/policies/{id}" => [401, 403, 403, 204],
         "GET /api/v1/users" | "GET /api/v1/users/{id}" | "PATCH /api/v1/users/{id}" => [401, 403, 403, 200],
         "DELETE /api/v1/users/{id}" => [401, 403, 403, 204],
         "POST /api/v1/teams" => [401, 403, 403, 201],
@@ -110,6 +134,8 @@ fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Va
         &w.team_a
     } else if path.starts_with("/api/v1/requests") {
         &w.request
+    } else if path.starts_with("/api/v1/policies") {
+        &w.policy
     } else {
         &w.target.id
     };
@@ -135,6 +161,10 @@ fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Va
             "resource_type": "postgres", "name": format!("db-{round}"), "justification": "orders service"
         })),
         "POST /api/v1/requests/{id}/reject" => Some(json!({ "reason": "use the shared bucket" })),
+        "PUT /api/v1/teams/{id}/budget" => Some(json!({ "monthly_limit": { "amount": "500.00", "currency": "USD" } })),
+        "POST /api/v1/policies" => Some(json!({
+            "resource_type": "postgres", "max_monthly_cost": { "amount": "20.00", "currency": "USD" }
+        })),
         "POST /api/v1/requests/{id}/extend" => {
             let at = time::OffsetDateTime::now_utc() + time::Duration::days(1 + round as i64);
             Some(json!({ "expires_at": shared::clock::format_timestamp(at) }))

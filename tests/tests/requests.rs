@@ -268,7 +268,8 @@ async fn catalog_lists_every_required_type_with_a_json_schema() {
     }
     assert_eq!(listed.len(), items.len(), "ids are unique");
     for t in items {
-        let mut fields = vec!["id", "name", "description", "parameters"];
+        // `pricing`: added by the cost issue (see tests/tests/costs.rs).
+        let mut fields = vec!["id", "name", "description", "parameters", "pricing"];
         if t["id"] == "k8s_namespace" {
             fields.push("max_lifetime_days");
         }
@@ -352,6 +353,8 @@ async fn submitting_a_request_returns_201_with_the_whole_pending_request() {
             "updated_at",
             "history",
             "expires_at",
+            // Added by the cost issue (see tests/tests/costs.rs).
+            "estimated_monthly_cost",
         ])
     );
     assert_eq!(body["expires_at"], Value::Null, "postgres has no maximum lifetime");

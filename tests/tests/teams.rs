@@ -174,9 +174,12 @@ async fn creating_a_team_returns_201_with_the_whole_team() {
             "created_by",
             "created_at",
             "updated_at",
-            "member_count"
+            "member_count",
+            // Added by the cost issue: `null` until a budget is set.
+            "budget"
         ])
     );
+    assert_eq!(body["budget"], Value::Null);
     assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
     assert_eq!(body["name"], "Platform");
     assert_eq!(body["description"], "Runs the platform");
@@ -420,7 +423,9 @@ async fn listing_teams_returns_items_and_a_null_cursor_on_the_last_page() {
                 "created_by",
                 "created_at",
                 "updated_at",
-                "member_count"
+                "member_count",
+                // Added by the cost issue.
+                "budget"
             ])
         );
     }

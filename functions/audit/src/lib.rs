@@ -45,7 +45,7 @@ struct AuditQuery {
     actor: Option<String>,
     /// An action name, e.g. `request.approved`.
     action: Option<String>,
-    /// `user`, `team`, `request`, `account` or `source`.
+    /// `user`, `team`, `request`, `policy`, `account` or `source`.
     target_type: Option<String>,
     target_id: Option<String>,
     /// Only this team's events (admins' list only).
@@ -56,7 +56,7 @@ struct AuditQuery {
     to: Option<String>,
 }
 
-const TARGET_TYPES: &[&str] = &["user", "team", "request", "account", "source"];
+const TARGET_TYPES: &[&str] = &["user", "team", "request", "policy", "account", "source"];
 
 fn time_param(ctx: &Ctx, name: &str) -> Result<Option<String>, ApiError> {
     http::query_param(&ctx.req, name)

@@ -315,6 +315,40 @@ mod tests {
     }
 
     #[test]
+    fn every_schema_reference_resolves() {
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        out.push(r);
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = openapi_json().unwrap();
+        let mut found = Vec::new();
+        refs(doc, &mut found);
+        for r in found {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{r}"));
+            assert!(doc["components"]["schemas"].get(name).is_some(), "unresolved {r}");
+        }
+        // The cost schemas are there.
+        for name in [
+            "Money",
+            "TeamBudget",
+            "BudgetCheck",
+            "ApprovalPolicy",
+            "TeamCostReport",
+            "Pricing",
+        ] {
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn security_schemes_offer_bearer_and_login_through_the_login_endpoint() {
         let doc = openapi_json().unwrap();
         let schemes = &doc["components"]["securitySchemes"];

@@ -7,13 +7,17 @@ use shared::{
     clock::format_timestamp,
     domain::{
         audit::{Action, Target},
-        lifecycle, lifetime, Actor,
+        budget::{self, BudgetCheck},
+        cost, lifecycle, lifetime,
+        money::{AmountInput, Money},
+        policy::{self, ApprovalPolicy},
+        Actor,
     },
-    error::{ApiError, FieldError, Problem},
+    error::{money_error, ApiError, FieldError, Problem},
     http::{self, PageQuery, PageRequest},
-    model::{JobLog, Page, RequestStatus, ResourceRequest, Transition, User},
+    model::{JobLog, Page, RequestStatus, ResourceRequest, Team, Transition, User},
     router::{Ctx, HandlerResult, Router},
-    store::RequestList,
+    store::{CreateError, RequestList},
 };
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -38,7 +42,10 @@ pub const MAX_TEXT_CHARS: usize = 2000;
         extend,
         logs,
         credentials,
-        rotate_credentials
+        rotate_credentials,
+        create_policy,
+        list_policies,
+        delete_policy
     ),
     components(schemas(Scope))
 )]
@@ -60,9 +67,14 @@ pub fn router() -> Router {
         .route("GET /api/v1/requests/{id}/credentials", credentials)
         .route("POST /api/v1/requests/{id}/credentials/rotate", rotate_credentials)
         .route("GET /api/v1/admin/requests/pending", pending_requests)
+        .route("POST /api/v1/policies", create_policy)
+        .route("GET /api/v1/policies", list_policies)
+        .route("DELETE /api/v1/policies/{id}", delete_policy)
 }
 
-/// The resource types that can be requested, each with the JSON Schema of its parameters.
+/// The resource types that can be requested, each with the JSON Schema of its
+/// parameters and its `pricing`: the on-demand list prices (one region, with their
+/// source and date) that requests' estimated monthly costs are computed from.
 #[utoipa::path(get, path = "/api/v1/resource-types", tag = "requests",
     responses((status = 200, description = "The catalog", body = Page<ResourceType>)))]
 async fn resource_types(_ctx: Ctx) -> HandlerResult {
@@ -115,9 +127,13 @@ fn required_text(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String
     text.to_string()
 }
 
-/// Ask for a resource for the caller's team. Only members of a team can ask.
+/// Ask for a resource for the caller's team. Only members of a team can ask. The
+/// request gets its `estimated_monthly_cost` and, when the team has a budget, the
+/// `budget` check. A request that an approval policy covers, and that keeps the team
+/// within its budget, is approved at once by the system (the history names the
+/// policy); any other waits for an admin.
 #[utoipa::path(post, path = "/api/v1/requests", tag = "requests", request_body = NewRequest,
-    responses((status = 201, description = "The pending request", body = ResourceRequest),
+    responses((status = 201, description = "The request: pending, or approved by a policy", body = ResourceRequest),
               (status = 403, description = "The caller is in no team", body = Problem),
               (status = 409, description = "The team already has a resource of this type with this name", body = Problem)))]
 async fn create_request(ctx: Ctx) -> HandlerResult {
@@ -158,11 +174,15 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
             None
         }
     };
-    let Some(parameters) = parameters.filter(|_| errors.is_empty()) else {
+    let (Some(parameters), Some(rt)) = (
+        parameters.filter(|_| errors.is_empty()),
+        catalog::find(&input.resource_type),
+    ) else {
         return Err(ApiError::Validation(errors));
     };
+    let estimate = cost::estimate(rt, &parameters);
     let now = format_timestamp(now_at);
-    let request = ResourceRequest {
+    let mut request = ResourceRequest {
         id: Uuid::new_v4(),
         team_id,
         requester_id: caller.id,
@@ -177,17 +197,66 @@ async fn create_request(ctx: Ctx) -> HandlerResult {
             from: None,
             to: RequestStatus::Pending,
             by: Actor::User(caller.id),
-            at: now,
+            at: now.clone(),
             comment: None,
         }],
         provisioning: None,
         outputs: None,
         credentials: None,
         expires_at: expires_at.map(format_timestamp),
+        estimated_monthly_cost: Some(estimate),
+        budget: None,
     };
-    ctx.app.store.create_request(&request, &ctx.origin()).await?;
+    let store = &ctx.app.store;
+    let (team, policies) = tokio::try_join!(store.get_team(team_id), store.all_policies())?;
+    let team = team.ok_or_else(|| ApiError::Conflict("your team changed while the request was made; retry".into()))?;
+    request.budget = budget_check(&ctx, &team, estimate, None).await?;
+    let matched = policy::matching(
+        &policies,
+        &request.resource_type,
+        team_id,
+        estimate,
+        request.budget.as_ref(),
+    );
+    if let Some(policy) = matched {
+        let note = policy::approval_note(policy);
+        let planned = lifecycle::plan_transition(&request, RequestStatus::Approved, Actor::System, Some(note), &now)?;
+        match store
+            .create_request_approved_by_policy(&request, &planned, policy, &ctx.origin())
+            .await
+        {
+            Ok(approved) => {
+                tracing::info!(request_id = %approved.id, team_id = %team_id, policy_id = %policy.id, "request submitted and approved by policy");
+                return http::created(&approved);
+            }
+            // Deleted since it was read: the request waits for an admin instead.
+            Err(CreateError::PolicyGone) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    store.create_request(&request, &ctx.origin()).await?;
     tracing::info!(request_id = %request.id, team_id = %team_id, resource_type = %request.resource_type, "request submitted");
     http::created(&request)
+}
+
+/// The budget check of a request estimated at `estimate` for `team` (`None` when the
+/// team has no budget): the team's committed run-rate, leaving out `except` (the
+/// request being decided), plus the estimate, against the limit.
+async fn budget_check(
+    ctx: &Ctx,
+    team: &Team,
+    estimate: Money,
+    except: Option<Uuid>,
+) -> Result<Option<BudgetCheck>, ApiError> {
+    let Some(limit) = &team.budget else {
+        return Ok(None);
+    };
+    let requests = ctx.app.store.team_requests(team).await?;
+    Ok(budget::check(
+        Some(limit),
+        budget::committed(&requests, except),
+        estimate,
+    ))
 }
 
 /// An RFC 3339 timestamp from the body (`expires_at`).
@@ -357,18 +426,50 @@ async fn cancel(ctx: Ctx) -> HandlerResult {
     move_to(&ctx, &request, RequestStatus::Cancelled, comment).await
 }
 
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+struct Approval {
+    /// Optional note for the history (1–2000 characters, trimmed; no control
+    /// characters but tab and line breaks); required with `override_budget`.
+    #[schema(min_length = 1, max_length = 2000)]
+    comment: Option<String>,
+    /// Approve although the request takes its team over its budget (recorded in the
+    /// history with the figures and the comment).
+    #[serde(default)]
+    override_budget: bool,
+}
+
 /// Approve a pending request (admins; not their own). Records the provisioning job in
-/// the same transaction.
-#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "requests", request_body(content = Comment, description = "Optional"),
+/// the same transaction. A request that would take its team's committed monthly
+/// run-rate over the team's budget (checked again now) needs `override_budget: true`
+/// and a `comment`; without them the answer is 409, saying why.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "requests", request_body(content = Approval, description = "Optional"),
     responses((status = 200, description = "The approved request", body = ResourceRequest),
               (status = 403, description = "Admins cannot approve their own requests", body = Problem),
-              (status = 409, description = "The request is no longer pending", body = Problem)))]
+              (status = 409, description = "The request is no longer pending, or it would take its team over budget (without `override_budget`)", body = Problem),
+              (status = 422, description = "`override_budget` without a `comment`", body = Problem)))]
 async fn approve(ctx: Ctx) -> HandlerResult {
-    let input: Comment = http::optional_json_body(&ctx.req)?;
+    let input: Approval = http::optional_json_body(&ctx.req)?;
     let comment = optional_comment(input.comment)?;
+    if input.override_budget && comment.is_none() {
+        return Err(ApiError::validation("comment", "is required with override_budget"));
+    }
     let request = visible_request(&ctx).await?;
     if request.requester_id == ctx.caller()?.id {
         return Err(ApiError::Forbidden);
+    }
+    let mut comment = comment;
+    // Only a pending request is checked: any other gets the state machine's 409.
+    if request.status == RequestStatus::Pending {
+        if let Some(team) = ctx.app.store.get_team(request.team_id).await? {
+            let check = budget_check(&ctx, &team, cost::request_estimate(&request), Some(request.id)).await?;
+            if let Some(check) = check.filter(|c| !c.within) {
+                if !input.override_budget {
+                    return Err(ApiError::Conflict(check.refusal()));
+                }
+                comment = comment.map(|c| check.override_note(&c));
+            }
+        }
     }
     move_to(&ctx, &request, RequestStatus::Approved, comment).await
 }
@@ -659,4 +760,82 @@ async fn rotate_credentials(ctx: Ctx) -> HandlerResult {
     tracing::info!(request_id = %request.id, by = %caller.id, "credentials rotation requested");
     let updated = ctx.app.store.get_request(request.id).await?.ok_or_else(not_found)?;
     http::json(lambda_http::http::StatusCode::ACCEPTED, &updated)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewPolicy {
+    /// An `id` from `GET /resource-types`.
+    #[schema(example = "postgres")]
+    resource_type: String,
+    /// Requests estimated at this much a month or less are approved (the limit included).
+    max_monthly_cost: AmountInput,
+    /// Only this team's requests; absent or `null`: every team's.
+    team_id: Option<Uuid>,
+}
+
+/// Define an approval policy (admins): a request of `resource_type` (of `team_id`'s,
+/// or of any team) whose estimated monthly cost is at most `max_monthly_cost`, and
+/// that keeps its team within budget, is approved at submission by the system.
+#[utoipa::path(post, path = "/api/v1/policies", tag = "requests", request_body = NewPolicy,
+    responses((status = 201, description = "The new policy", body = ApprovalPolicy),
+              (status = 404, description = "No such team", body = Problem)))]
+async fn create_policy(ctx: Ctx) -> HandlerResult {
+    let input: NewPolicy = http::json_body(&ctx.req)?;
+    let mut errors = Vec::new();
+    if catalog::find(&input.resource_type).is_none() {
+        errors.push(FieldError::new(
+            "resource_type",
+            "is not in the catalog (see GET /api/v1/resource-types)",
+        ));
+    }
+    let max = input
+        .max_monthly_cost
+        .parse()
+        .map_err(|e| errors.push(money_error("max_monthly_cost", e)))
+        .ok();
+    let Some(max_monthly_cost) = max.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    if let Some(team) = input.team_id {
+        ctx.app
+            .store
+            .get_team(team)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("team".into()))?;
+    }
+    let policy = ApprovalPolicy {
+        id: Uuid::new_v4(),
+        resource_type: input.resource_type,
+        max_monthly_cost,
+        team_id: input.team_id,
+        created_by: ctx.caller()?.id,
+        created_at: format_timestamp(ctx.app.clock.now()),
+    };
+    ctx.app.store.put_policy(&policy, &ctx.origin()).await?;
+    tracing::info!(policy_id = %policy.id, by = %policy.created_by, "approval policy created");
+    http::created(&policy)
+}
+
+/// The approval policies (admins).
+#[utoipa::path(get, path = "/api/v1/policies", tag = "requests", params(PageQuery),
+    responses((status = 200, description = "A page of policies", body = Page<ApprovalPolicy>)))]
+async fn list_policies(ctx: Ctx) -> HandlerResult {
+    let page = PageRequest::from_request(&ctx.req)?;
+    let start = ctx.app.cursors.start("policies", &page)?;
+    let (items, next) = ctx.app.store.list_policies(page.limit, start).await?;
+    http::ok(&ctx.app.cursors.page("policies", items, next)?)
+}
+
+/// Delete an approval policy (admins): from now on it approves nothing. Requests it
+/// approved stay approved.
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "requests",
+    responses((status = 204, description = "Deleted")))]
+async fn delete_policy(ctx: Ctx) -> HandlerResult {
+    let id = http::path_uuid(&ctx.req, "id", "policy")?;
+    if !ctx.app.store.delete_policy(id, &ctx.origin()).await? {
+        return Err(ApiError::NotFound("policy".into()));
+    }
+    tracing::info!(policy_id = %id, by = %ctx.caller()?.id, "approval policy deleted");
+    http::no_content()
 }

@@ -3,8 +3,13 @@
 use serde::Deserialize;
 use shared::{
     clock::format_timestamp,
+    domain::{
+        budget::TeamBudget,
+        cost::{self, CostsOverview, Month, TeamCostReport},
+        money::AmountInput,
+    },
     error::Problem,
-    error::{ApiError, FieldError},
+    error::{money_error, ApiError, FieldError},
     http::PageQuery,
     http::{self, PageRequest},
     model::{Page, Team, TeamView, TeamWithMembers, UserView},
@@ -25,7 +30,11 @@ use uuid::Uuid;
     update_team,
     delete_team,
     add_member,
-    remove_member
+    remove_member,
+    set_budget,
+    delete_budget,
+    team_costs,
+    all_costs
 ))]
 pub struct ApiDoc;
 
@@ -41,6 +50,10 @@ pub fn router() -> Router {
         .route("DELETE /api/v1/teams/{id}", delete_team)
         .route("POST /api/v1/teams/{id}/members", add_member)
         .route("DELETE /api/v1/teams/{id}/members/{user_id}", remove_member)
+        .route("PUT /api/v1/teams/{id}/budget", set_budget)
+        .route("DELETE /api/v1/teams/{id}/budget", delete_budget)
+        .route("GET /api/v1/teams/{id}/costs", team_costs)
+        .route("GET /api/v1/admin/costs", all_costs)
 }
 
 /// A team name: trimmed, NFC-normalised, 1–100 characters, no control, format (bidi,
@@ -116,6 +129,7 @@ async fn create_team(ctx: Ctx) -> HandlerResult {
         version: 0,
         deleting: false,
         requests_created: 0,
+        budget: None,
     };
     ctx.app.store.create_team(&team, &ctx.origin()).await?;
     tracing::info!(team_id = %team.id, "team created");
@@ -225,6 +239,90 @@ async fn remove_member(ctx: Ctx) -> HandlerResult {
     let now = format_timestamp(ctx.app.clock.now());
     ctx.app.store.remove_member(id, user_id, &now, &ctx.origin()).await?;
     http::no_content()
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewBudget {
+    /// The most the team's committed monthly run-rate may reach: USD, at least 0, at
+    /// most two decimals.
+    monthly_limit: AmountInput,
+}
+
+/// Set (or replace) the team's monthly budget. Requests that would take the team's
+/// committed run-rate over it are flagged, never approved by policy, and need
+/// `override_budget` to be approved.
+#[utoipa::path(put, path = "/api/v1/teams/{id}/budget", tag = "teams", request_body = NewBudget,
+    responses((status = 200, description = "The team, with its budget", body = TeamView)))]
+async fn set_budget(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    let input: NewBudget = http::json_body(&ctx.req)?;
+    let monthly_limit = input
+        .monthly_limit
+        .parse()
+        .map_err(|e| ApiError::Validation(vec![money_error("monthly_limit", e)]))?;
+    let now = format_timestamp(ctx.app.clock.now());
+    let team = ctx
+        .app
+        .store
+        .set_team_budget(id, Some(&TeamBudget { monthly_limit }), &now, &ctx.origin())
+        .await?
+        .ok_or_else(team_not_found)?;
+    tracing::info!(team_id = %id, by = %ctx.caller()?.id, limit = %monthly_limit, "team budget set");
+    http::ok(&TeamView::from(&team))
+}
+
+/// Remove the team's budget (also when it has none).
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/budget", tag = "teams",
+    responses((status = 204, description = "Removed")))]
+async fn delete_budget(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    let now = format_timestamp(ctx.app.clock.now());
+    ctx.app
+        .store
+        .set_team_budget(id, None, &now, &ctx.origin())
+        .await?
+        .ok_or_else(team_not_found)?;
+    tracing::info!(team_id = %id, by = %ctx.caller()?.id, "team budget removed");
+    http::no_content()
+}
+
+/// A team's report for `month`.
+async fn team_report(ctx: &Ctx, team: &Team, month: Month) -> Result<TeamCostReport, ApiError> {
+    let requests = ctx.app.store.team_requests(team).await?;
+    Ok(cost::team_report(team, &requests, month, ctx.app.clock.now()))
+}
+
+/// A team's estimated costs in a month (admins): per resource the month-to-date cost
+/// and the forecast for the whole month, and the team's totals. Estimates from the
+/// catalog's list prices, not an AWS bill.
+#[utoipa::path(get, path = "/api/v1/teams/{id}/costs", tag = "teams", params(http::MonthQuery),
+    responses((status = 200, description = "The team's costs", body = TeamCostReport)))]
+async fn team_costs(ctx: Ctx) -> HandlerResult {
+    let id = team_id(&ctx)?;
+    let month = http::query_month(&ctx.req, ctx.app.clock.now())?;
+    let team = ctx.app.store.get_team(id).await?.ok_or_else(team_not_found)?;
+    http::ok(&team_report(&ctx, &team, month).await?)
+}
+
+/// Every team's estimated costs in a month (admins), with the grand totals.
+#[utoipa::path(get, path = "/api/v1/admin/costs", tag = "teams", params(http::MonthQuery),
+    responses((status = 200, description = "Every team's costs", body = CostsOverview)))]
+async fn all_costs(ctx: Ctx) -> HandlerResult {
+    let month = http::query_month(&ctx.req, ctx.app.clock.now())?;
+    let mut reports = Vec::new();
+    let mut start = None;
+    loop {
+        let (teams, next) = ctx.app.store.list_teams(100, start).await?;
+        for team in &teams {
+            reports.push(team_report(&ctx, team, month).await?);
+        }
+        match next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    http::ok(&cost::overview(month, reports))
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@ use serde::Deserialize;
 use shared::{
     auth::{email, password, Attempt},
     clock::format_timestamp,
-    domain::{lifecycle, Actor},
+    domain::{
+        cost::{self, TeamCostReport},
+        lifecycle, Actor,
+    },
     error::ApiError,
     error::Problem,
     http::PageQuery,
@@ -22,6 +25,7 @@ use uuid::Uuid;
     change_password,
     my_team,
     my_team_members,
+    my_team_costs,
     list_users,
     get_user,
     update_user,
@@ -36,6 +40,7 @@ pub fn router() -> Router {
         .route("PUT /api/v1/users/me/password", change_password)
         .route("GET /api/v1/users/me/team", my_team)
         .route("GET /api/v1/users/me/team/members", my_team_members)
+        .route("GET /api/v1/users/me/team/costs", my_team_costs)
         .route("GET /api/v1/users", list_users)
         .route("GET /api/v1/users/{id}", get_user)
         .route("PATCH /api/v1/users/{id}", update_user)
@@ -139,6 +144,21 @@ async fn my_team(ctx: Ctx) -> HandlerResult {
     let team_id = ctx.caller()?.team_id.ok_or_else(no_team)?;
     let team = ctx.app.store.get_team(team_id).await?.ok_or_else(no_team)?;
     http::ok(&TeamView::from(&team))
+}
+
+/// My team's estimated costs in a month: per resource the month-to-date cost and the
+/// forecast for the whole month, and the team's totals and budget. Estimates from the
+/// catalog's list prices, not an AWS bill.
+#[utoipa::path(get, path = "/api/v1/users/me/team/costs", tag = "users", params(http::MonthQuery),
+    responses((status = 200, description = "My team's costs", body = TeamCostReport),
+              (status = 404, description = "I have no team", body = Problem)))]
+async fn my_team_costs(ctx: Ctx) -> HandlerResult {
+    let team_id = ctx.caller()?.team_id.ok_or_else(no_team)?;
+    let now = ctx.app.clock.now();
+    let month = http::query_month(&ctx.req, now)?;
+    let team = ctx.app.store.get_team(team_id).await?.ok_or_else(no_team)?;
+    let requests = ctx.app.store.team_requests(&team).await?;
+    http::ok(&cost::team_report(&team, &requests, month, now))
 }
 
 /// The list scope of a team's members, binding cursors to that team.

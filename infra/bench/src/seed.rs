@@ -117,6 +117,7 @@ pub async fn seed(app: &App, teams: usize, members: usize) -> Result<Seeded, Str
             version: 0,
             deleting: false,
             requests_created: 0,
+            budget: None,
         };
         app.store
             .create_team(&team, &Origin::system(team.created_at.clone()))

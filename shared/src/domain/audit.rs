@@ -38,6 +38,10 @@ pub enum Action {
     TeamDeleted,
     MemberAdded,
     MemberRemoved,
+    BudgetSet,
+    BudgetRemoved,
+    PolicyCreated,
+    PolicyDeleted,
     RequestSubmitted,
     RequestCancelled,
     RequestApproved,
@@ -56,7 +60,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 35] = [
         Self::UserRegistered,
         Self::UserCreated,
         Self::LoginSucceeded,
@@ -73,6 +77,10 @@ impl Action {
         Self::TeamDeleted,
         Self::MemberAdded,
         Self::MemberRemoved,
+        Self::BudgetSet,
+        Self::BudgetRemoved,
+        Self::PolicyCreated,
+        Self::PolicyDeleted,
         Self::RequestSubmitted,
         Self::RequestCancelled,
         Self::RequestApproved,
@@ -108,6 +116,10 @@ impl Action {
             Self::TeamDeleted => "team.deleted",
             Self::MemberAdded => "team.member_added",
             Self::MemberRemoved => "team.member_removed",
+            Self::BudgetSet => "team.budget_set",
+            Self::BudgetRemoved => "team.budget_removed",
+            Self::PolicyCreated => "policy.created",
+            Self::PolicyDeleted => "policy.deleted",
             Self::RequestSubmitted => "request.submitted",
             Self::RequestCancelled => "request.cancelled",
             Self::RequestApproved => "request.approved",
@@ -200,7 +212,7 @@ impl Origin {
 /// What an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Target {
-    /// `user`, `team`, `request`, `account` (a normalised email, for logins that name
+    /// `user`, `team`, `request`, `policy`, `account` (a normalised email, for logins that name
     /// no user or are throttled) or `source` (a caller's address).
     #[serde(rename = "type")]
     pub kind: String,
@@ -217,6 +229,12 @@ impl Target {
     pub fn team(id: Uuid) -> Self {
         Self {
             kind: "team".into(),
+            id: id.to_string(),
+        }
+    }
+    pub fn policy(id: Uuid) -> Self {
+        Self {
+            kind: "policy".into(),
             id: id.to_string(),
         }
     }

@@ -265,6 +265,8 @@ mod tests {
             outputs: None,
             credentials: None,
             expires_at: None,
+            estimated_monthly_cost: None,
+            budget: None,
         }
     }
 

@@ -19,6 +19,7 @@
 //! | expiry          | `EXPIRY#<request id>`      | same               | `EXPIRIES` | `EXPIRY#<expires_at>#<request id>` |
 //! | audit event     | `AUDIT`                    | `EVENT#<at>#<seq>` |         |                               |
 //! | audit head      | `META#AUDITHEAD`           | same               |         |                               |
+//! | approval policy | `POLICIES`                 | `POLICY#<id>`      |         |                               |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
 //! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`. Audit
@@ -51,6 +52,7 @@ pub const JOB_LOG: &str = "JOBLOG";
 pub const CREDENTIALS: &str = "CREDS";
 pub const EXPIRY: &str = "EXPIRY";
 pub const AUDIT: &str = "AUDIT";
+pub const POLICY: &str = "POLICY";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -258,6 +260,16 @@ pub fn audit_head() -> Key {
     same(format!("{META}#AUDITHEAD"))
 }
 
+/// The one partition of approval policies: read whole, strongly consistent, at every
+/// submission (so a deleted policy never applies again).
+pub const POLICIES_PK: &str = "POLICIES";
+
+pub const POLICY_PREFIX: &str = "POLICY#";
+
+pub fn policy(id: Uuid) -> Key {
+    (POLICIES_PK.to_string(), format!("{POLICY_PREFIX}{id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +310,6 @@ mod tests {
         assert!(audit_event_sk("2026-01-02T00:00:00.000000Z", 999) < to);
         assert!(audit_event_sk("2026-01-02T00:00:00.000001Z", 1) > to);
         assert_eq!(audit_head().0, "META#AUDITHEAD");
+        assert_eq!(policy(id), ("POLICIES".into(), format!("POLICY#{id}")));
     }
 }

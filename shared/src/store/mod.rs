@@ -5,6 +5,7 @@ mod audit;
 mod jobs;
 pub mod keys;
 mod login;
+mod policies;
 mod requests;
 mod teams;
 mod users;
@@ -12,7 +13,7 @@ mod users;
 pub use audit::{audit_event_key, AuditFilter, AuditPage};
 pub use jobs::{Claim, ClaimedJob, RunOutcome};
 pub use login::{AccountReservation, PairReservation, MAX_FAILURES};
-pub use requests::RequestList;
+pub use requests::{CreateError, RequestList};
 pub use teams::{normalise_team_name, TeamChanges};
 
 use crate::error::ApiError;

@@ -5,11 +5,12 @@
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
     domain::{
-        audit::{Action, Origin, Target},
+        audit::{Action, AuditEvent, Origin, Target},
+        policy::ApprovalPolicy,
         PlannedTransition,
     },
     error::ApiError,
-    model::{RequestStatus, ResourceRequest, Transition},
+    model::{RequestStatus, ResourceRequest, Team, Transition},
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,66 @@ fn request_item(r: &ResourceRequest) -> Result<Item, StoreError> {
         .indexed2(keys::requests_by_team(r.team_id, &r.created_at, r.id))
         .indexed3(keys::requests_by_requester(r.requester_id, &r.created_at, r.id))
         .to_item()
+}
+
+/// The writes that create a request, in order (a failed condition names its index):
+/// 0 the request, 1 its name marker, 2 the requester's count (still in the team),
+/// 3 the team's count (not being deleted), then its expiry marker if it has one.
+fn creation_items<'a>(tx: Tx<'a>, request: &ResourceRequest) -> Result<Tx<'a>, StoreError> {
+    let marker = Stored::new(
+        keys::REQUEST_NAME,
+        name_key(request),
+        RequestNameMarker { request_id: request.id },
+    )
+    .to_item()?;
+    let team = s(request.team_id.to_string());
+    let mut tx = tx
+        .put_new(request_item(request)?)?
+        .put_new(marker)?
+        // The requester is still in that team, and the team is not being deleted;
+        // both count the request, so that their deletions can wait for the index.
+        .update(
+            &keys::user(request.requester_id),
+            "ADD requests_created :one",
+            Some("team_id = :team"),
+            Expr::new().value(":team", team).value(":one", super::n(1)),
+        )?
+        .update(
+            &keys::team(request.team_id),
+            "ADD requests_created :one",
+            Some("attribute_exists(PK) AND attribute_not_exists(deleting)"),
+            Expr::new().value(":one", super::n(1)),
+        )?;
+    if let Some(at) = &request.expires_at {
+        tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
+    }
+    Ok(tx)
+}
+
+/// The audit event of a submission (as the request is submitted, pending).
+fn submitted(request: &ResourceRequest, origin: &Origin) -> AuditEvent {
+    origin
+        .event(Action::RequestSubmitted, Target::request(request.id))
+        .team(Some(request.team_id))
+        .fact("resource_type", &request.resource_type)
+        .fact("name", &request.name)
+        .fact("parameters", &request.parameters)
+        .fact("expires_at", &request.expires_at)
+        .fact("estimated_monthly_cost", &request.estimated_monthly_cost)
+}
+
+/// Why a creation failed (mapped to an HTTP answer in `error.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("this team already has a {resource_type} named `{name}`")]
+    NameTaken { resource_type: String, name: String },
+    #[error("your team changed while the request was made; retry")]
+    TeamChanged,
+    /// The policy that was to approve the request was deleted meanwhile.
+    #[error("the approval policy was deleted meanwhile")]
+    PolicyGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 pub(super) fn name_key(r: &ResourceRequest) -> keys::Key {
@@ -132,42 +193,7 @@ impl Store {
     /// Stores a new request and reserves its name (per team and type) in one
     /// transaction: 409 when the name is taken, also when two creations race.
     pub async fn create_request(&self, request: &ResourceRequest, origin: &Origin) -> Result<(), ApiError> {
-        let marker = Stored::new(
-            keys::REQUEST_NAME,
-            name_key(request),
-            RequestNameMarker { request_id: request.id },
-        )
-        .to_item()?;
-        let team = s(request.team_id.to_string());
-        let mut tx = Tx::new(self)
-            .put_new(request_item(request)?)?
-            .put_new(marker)?
-            // The requester is still in that team, and the team is not being deleted;
-            // both count the request, so that their deletions can wait for the index.
-            .update(
-                &keys::user(request.requester_id),
-                "ADD requests_created :one",
-                Some("team_id = :team"),
-                Expr::new().value(":team", team).value(":one", super::n(1)),
-            )?
-            .update(
-                &keys::team(request.team_id),
-                "ADD requests_created :one",
-                Some("attribute_exists(PK) AND attribute_not_exists(deleting)"),
-                Expr::new().value(":one", super::n(1)),
-            )?;
-        if let Some(at) = &request.expires_at {
-            tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
-        }
-        let tx = tx.audit(
-            origin
-                .event(Action::RequestSubmitted, Target::request(request.id))
-                .team(Some(request.team_id))
-                .fact("resource_type", &request.resource_type)
-                .fact("name", &request.name)
-                .fact("parameters", &request.parameters)
-                .fact("expires_at", &request.expires_at),
-        );
+        let tx = creation_items(Tx::new(self), request)?.audit(submitted(request, origin));
         match self.commit(tx).await {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(1) => Err(ApiError::Conflict(format!(
@@ -179,6 +205,72 @@ impl Store {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Stores a new request already approved by `policy` (`planned`: its approval, as
+    /// [`crate::domain::lifecycle::plan_transition`] planned it for the system): the
+    /// creation's writes with the request in `approved` and both history steps, the
+    /// provisioning job (as any approval writes it), and a check that the policy still
+    /// exists, all in one transaction. [`CreateError::PolicyGone`]: nothing was written.
+    pub async fn create_request_approved_by_policy(
+        &self,
+        pending: &ResourceRequest,
+        planned: &PlannedTransition,
+        policy: &ApprovalPolicy,
+        origin: &Origin,
+    ) -> Result<ResourceRequest, CreateError> {
+        let approved = moved(pending, planned);
+        // Two events: the requester's submission, then the system's approval.
+        let approval = Origin::system(planned.step.at.clone())
+            .transition(pending, planned.to, planned.step.comment.as_deref())
+            .fact("policy_id", policy.id);
+        let mut tx = creation_items(Tx::new(self), &approved)?
+            .audit(submitted(pending, origin))
+            .audit(approval);
+        if let Some(job) = &planned.job {
+            tx = tx.put_new(super::jobs::job_item(job)?)?;
+        }
+        let policy_check = tx.items.len();
+        let (key, condition, expr) = super::policies::still_exists(policy);
+        tx = tx.check(&key, condition, expr)?;
+        match self.commit(tx).await {
+            Ok(()) => Ok(approved),
+            Err(e) if e.failed_at(policy_check) => Err(CreateError::PolicyGone),
+            Err(e) if e.failed_at(1) => Err(CreateError::NameTaken {
+                resource_type: approved.resource_type,
+                name: approved.name,
+            }),
+            Err(e) if e.failed_at(2) || e.failed_at(3) => Err(CreateError::TeamChanged),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every request of `team` (all pages of its index). The index is eventually
+    /// consistent: it is read again (a few times, briefly) until it holds as many
+    /// requests as the team has counted (`requests_created`), then used as it is. A
+    /// request's status there may still lag its latest move by a moment.
+    pub async fn team_requests(&self, team: &Team) -> Result<Vec<ResourceRequest>, StoreError> {
+        const READS: usize = 5;
+        let mut all = Vec::new();
+        for read in 0..READS {
+            if read > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            all.clear();
+            let mut start = None;
+            loop {
+                let (page, next) = self.list_requests(RequestList::Team(team.id), None, 100, start).await?;
+                all.extend(page);
+                match next {
+                    Some(next) => start = Some(next),
+                    None => break,
+                }
+            }
+            if all.len() as u64 >= team.requests_created {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     pub async fn get_request(&self, id: Uuid) -> Result<Option<ResourceRequest>, StoreError> {
@@ -463,6 +555,8 @@ mod tests {
             outputs: None,
             credentials: None,
             expires_at: Some("2026-01-31T00:00:00.000000Z".into()),
+            estimated_monthly_cost: None,
+            budget: None,
         };
         let item = request_item(&request).unwrap();
         assert!(matches!(item.get("expires_at"), Some(AttributeValue::S(_))), "{item:?}");

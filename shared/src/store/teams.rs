@@ -5,6 +5,7 @@ use super::{
 };
 use crate::domain::audit::{Action, Origin, Target};
 use crate::{
+    domain::budget::TeamBudget,
     error::ApiError,
     model::{Team, User, UserSummary},
 };
@@ -146,6 +147,46 @@ impl Store {
             .await?;
         let members = items.into_iter().map(from_item).collect::<Result<_, _>>()?;
         Ok((members, next))
+    }
+
+    /// Sets (`Some`) or removes (`None`) a team's budget; `None` when the team does
+    /// not exist or is being deleted. No version check: nothing else writes `budget`,
+    /// and a rename does not touch it.
+    pub async fn set_team_budget(
+        &self,
+        id: Uuid,
+        budget: Option<&TeamBudget>,
+        now: &str,
+        origin: &Origin,
+    ) -> Result<Option<Team>, StoreError> {
+        let expr = Expr::new().value(":now", s(now));
+        let (update, expr, event) = match budget {
+            Some(b) => (
+                "SET budget = :budget, updated_at = :now",
+                expr.value(":budget", serde_dynamo::to_attribute_value(b)?),
+                origin
+                    .event(Action::BudgetSet, Target::team(id))
+                    .fact("monthly_limit", &b.monthly_limit),
+            ),
+            None => (
+                "SET updated_at = :now REMOVE budget",
+                expr,
+                origin.event(Action::BudgetRemoved, Target::team(id)),
+            ),
+        };
+        let tx = Tx::new(self)
+            .update(
+                &keys::team(id),
+                update,
+                Some("attribute_exists(PK) AND attribute_not_exists(deleting)"),
+                expr,
+            )?
+            .audit(event.team(Some(id)));
+        match self.commit(tx).await {
+            Ok(()) => self.get_team(id).await,
+            Err(e) if e.failed_at(0) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Updates a team. Each attempt writes on the version it read, so concurrent

@@ -119,9 +119,18 @@ impl TestApp {
 
     /// A test app against the DynamoDB at `endpoint` (the fault tests run their own).
     pub async fn spawn_at(endpoint: &str) -> Self {
+        Self::spawn_with_clock(endpoint, time::OffsetDateTime::now_utc()).await
+    }
+
+    /// A test app whose manual clock starts at `start` (months and their boundaries).
+    pub async fn spawn_at_time(start: time::OffsetDateTime) -> Self {
+        Self::spawn_with_clock(&endpoint(), start).await
+    }
+
+    async fn spawn_with_clock(endpoint: &str, start: time::OffsetDateTime) -> Self {
         let table = format!("test-{}", uuid::Uuid::new_v4());
         let config = test_config_at(&table, "ssi-api", endpoint);
-        let clock = Clock::manual(time::OffsetDateTime::now_utc());
+        let clock = Clock::manual(start);
         let app = build_app(config, clock.clone()).await;
         devserver::table::create_from_template(app.store.client(), &table, &devserver::template::default_path())
             .await

@@ -97,6 +97,7 @@ fn team() -> Team {
         version: 3,
         deleting: false,
         requests_created: 0,
+        budget: None,
     }
 }
 

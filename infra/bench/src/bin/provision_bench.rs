@@ -113,6 +113,8 @@ async fn run() -> Result<(), String> {
             outputs: None,
             credentials: None,
             expires_at: None,
+            estimated_monthly_cost: None,
+            budget: None,
         };
         app.store
             .create_request(&request, &Origin::system(request.created_at.clone()))
