@@ -161,6 +161,31 @@ async fn every_action_is_recorded_with_its_actor_and_target_and_no_secret() {
     app.delete(&format!("/api/v1/teams/{spare}"), Some(&admin.token))
         .await
         .expect(204);
+    // ... a budget set and removed, a policy created and deleted
+    let budget = format!("/api/v1/teams/{team}/budget");
+    app.put(
+        &budget,
+        Some(&admin.token),
+        json!({ "monthly_limit": { "amount": "100000.00", "currency": "USD" } }),
+    )
+    .await
+    .expect(200);
+    app.delete(&budget, Some(&admin.token)).await.expect(204);
+    let policy = app
+        .post(
+            "/api/v1/policies",
+            Some(&admin.token),
+            json!({ "resource_type": "sqs_queue", "max_monthly_cost": { "amount": "1.00", "currency": "USD" } }),
+        )
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_str()
+        .expect("policy id")
+        .to_string();
+    app.delete(&format!("/api/v1/policies/{policy}"), Some(&admin.token))
+        .await
+        .expect(204);
     // ... requests: cancelled, rejected, approved and provisioned, read, rotated,
     // extended, deleted; one failed and retried
     let cancelled = submit(&w, "postgres", "audit-cancel", json!({})).await;
@@ -302,6 +327,11 @@ async fn every_action_is_recorded_with_its_actor_and_target_and_no_secret() {
     expect_event(&events, "team.member_added", &passer.id, &admin.id);
     expect_event(&events, "team.member_removed", &passer.id, &admin.id);
     expect_event(&events, "team.deleted", &spare, &admin.id);
+    let set = expect_event(&events, "team.budget_set", &team, &admin.id);
+    assert_eq!(set["changes"]["monthly_limit"]["amount"], "100000.00", "{set}");
+    expect_event(&events, "team.budget_removed", &team, &admin.id);
+    expect_event(&events, "policy.created", &policy, &admin.id);
+    expect_event(&events, "policy.deleted", &policy, &admin.id);
     expect_event(&events, "request.submitted", &cancelled, &member.id);
     expect_event(&events, "request.cancelled", &cancelled, &member.id);
     let reject = expect_event(&events, "request.rejected", &rejected, &admin.id);
@@ -329,6 +359,8 @@ async fn every_action_is_recorded_with_its_actor_and_target_and_no_secret() {
     expect_event(&events, "request.retried", &failing, &admin.id);
     let deletion = expect_event(&events, "user.deleted", &leaver.id, &admin.id);
     assert_eq!(deletion["changes"]["cancelled_requests"], json!([orphan]));
+    // The cancellation also has its own event, on the request.
+    expect_event(&events, "request.cancelled", &orphan, &admin.id);
     expect_event(&events, "auth.logged_out", &changer.id, &changer.id);
     // Every kind the log knows was seen here (ssi-admin's user.created included).
     let seen: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["action"].as_str()).collect();
@@ -708,6 +740,8 @@ async fn members_see_their_own_teams_events_only() {
     let items = mine["items"].as_array().unwrap();
     assert!(!items.is_empty());
     assert!(items.iter().all(|e| e["team_id"] == red.as_str()), "{mine}");
+    // Teammates' addresses and browsers are for admins only.
+    assert!(items.iter().all(|e| e["context"].is_null()), "{mine}");
     assert!(!mine.to_string().contains(&bob.id));
     app.get(
         &format!("/api/v1/users/me/team/audit?team_id={blue}"),
@@ -720,4 +754,261 @@ async fn members_see_their_own_teams_events_only() {
         .expect(404);
     app.get("/api/v1/audit", Some(&alice.token)).await.expect(403);
     app.get("/api/v1/audit/verify", None).await.expect(401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_creations_of_one_name_give_one_team_and_one_event() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let creations = (0..20).map(|_| {
+        let (app, token) = (&app, admin.token.clone());
+        async move {
+            app.post("/api/v1/teams", Some(&token), json!({ "name": "only one" }))
+                .await
+                .status
+        }
+    });
+    let statuses = futures::future::join_all(creations).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    let (_, events) = export(&app, &admin.token).await;
+    assert_eq!(events.iter().filter(|e| e["action"] == "team.created").count(), 1);
+    assert_eq!(verify(&app, &admin.token).await["ok"], true);
+}
+
+async fn put_raw(app: &TestApp, item: HashMap<String, AttributeValue>) {
+    app.app
+        .store
+        .client()
+        .put_item()
+        .table_name(&app.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put");
+}
+
+fn head_key() -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("PK".to_string(), AttributeValue::S("META#AUDITHEAD".into())),
+        ("SK".to_string(), AttributeValue::S("META#AUDITHEAD".into())),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_head_removed_changes_are_refused_whole_and_the_check_says_why() {
+    // GIVEN a few events, then the head item deleted
+    let app = TestApp::spawn().await;
+    let (admin, events) = some_events(&app).await;
+    let team = events.iter().find(|e| e["action"] == "team.created").expect("team")["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = app
+        .get(&format!("/api/v1/teams/{team}"), Some(&admin.token))
+        .await
+        .expect(200)
+        .json();
+    app.app
+        .store
+        .client()
+        .delete_item()
+        .table_name(&app.table)
+        .set_key(Some(head_key()))
+        .send()
+        .await
+        .expect("delete head");
+
+    // WHEN a change is asked for: THEN it is refused (503), and not made: the chain
+    // would otherwise start again from event 1
+    let reply = app
+        .put(
+            &format!("/api/v1/teams/{team}"),
+            Some(&admin.token),
+            json!({ "description": "after" }),
+        )
+        .await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    let after = app
+        .get(&format!("/api/v1/teams/{team}"), Some(&admin.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(after["description"], before["description"]);
+    let (_, now) = export(&app, &admin.token).await;
+    assert_eq!(now.len(), events.len(), "no event was written");
+    // AND the check names the missing head
+    let check = verify(&app, &admin.token).await;
+    assert_eq!(check["ok"], false);
+    assert!(
+        check["first_broken"]["reason"].as_str().unwrap().contains("head"),
+        "{check}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_edited_out_of_shape_or_forged_past_the_head_is_found() {
+    // GIVEN a few events
+    let app = TestApp::spawn().await;
+    let (admin, events) = some_events(&app).await;
+
+    // WHEN a forged, well-formed event is appended after the head (with a valid hash)
+    let last: shared::domain::audit::ChainedEvent = serde_json::from_value(events.last().unwrap().clone()).unwrap();
+    let head = shared::domain::audit::ChainHead {
+        seq: last.seq,
+        hash: last.hash.clone(),
+        at: last.at.clone(),
+    };
+    let forged_event = shared::domain::audit::Origin::system(last.at.clone()).event(
+        shared::domain::audit::Action::TeamDeleted,
+        shared::domain::audit::Target::team(uuid::Uuid::nil()),
+    );
+    let (forged, _) = shared::domain::audit::chain(&head, &[forged_event]);
+    let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&forged[0]).unwrap();
+    item.insert("PK".into(), AttributeValue::S("AUDIT".into()));
+    item.insert(
+        "SK".into(),
+        AttributeValue::S(format!("EVENT#{}#{:012}", forged[0].at, forged[0].seq)),
+    );
+    put_raw(&app, item).await;
+    // THEN the check finds it past the head
+    let check = verify(&app, &admin.token).await;
+    assert_eq!(check["ok"], false, "{check}");
+    assert_eq!(check["first_broken"]["seq"].as_u64(), Some(last.seq + 1), "{check}");
+    assert!(
+        check["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("past the head"),
+        "{check}"
+    );
+    // AND the outside script, given the export's head, finds it too
+    let reply = app.get("/api/v1/audit/export", Some(&admin.token)).await.expect(200);
+    let head_header = reply.header("x-audit-head").expect("head header").to_string();
+    assert_eq!(head_header, format!("{}:{}", last.seq, last.hash));
+    assert_eq!(
+        verifier_with(&reply.text, &["--head", &head_header]).status.code(),
+        Some(1)
+    );
+
+    // WHEN event 2 is edited out of shape (its seq made a string)
+    app.app
+        .store
+        .client()
+        .update_item()
+        .table_name(&app.table)
+        .set_key(Some(key_of(&events[1])))
+        .update_expression("SET seq = :s")
+        .expression_attribute_values(":s", AttributeValue::S("two".into()))
+        .send()
+        .await
+        .expect("tamper");
+    // THEN the check reports event 2 as unreadable (no 500), and the lists still answer
+    let check = verify(&app, &admin.token).await;
+    assert_eq!(check["first_broken"]["seq"], 2, "{check}");
+    assert!(
+        check["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a readable event"),
+        "{check}"
+    );
+    app.get("/api/v1/audit", Some(&admin.token)).await.expect(200);
+    let (ndjson, _) = export(&app, &admin.token).await;
+    assert_eq!(verifier(&ndjson).status.code(), Some(1), "the gap shows");
+}
+
+fn verifier_with(ndjson: &str, args: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    let script = common::provision::repo_root().join("scripts/audit-verify.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ndjson.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("verifier ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_input_that_is_no_email_never_reaches_the_log_and_a_throttle_is_recorded_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    // A password typed into the email field, short and long.
+    let typed = "Tr0ub4dor&3-not-an-email";
+    app.login(typed, "whatever it is").await.expect(401);
+    app.login(&"x".repeat(400), "whatever it is").await.expect(401);
+    // A throttled account, refused several times in its window.
+    let victim = app.user().await;
+    let mut refusals = 0;
+    for _ in 0..16 {
+        if app.login(&victim.email, "guess guess guess").await.status == 429 {
+            refusals += 1;
+        }
+    }
+    assert!(refusals >= 3, "{refusals}");
+
+    let (text, events) = export(&app, &admin.token).await;
+    assert!(!text.contains(typed), "the raw login input is in the log");
+    assert_eq!(
+        find(&events, "auth.login_failed", shared::auth::NOT_AN_EMAIL).len(),
+        2,
+        "both attempts recorded, without their input"
+    );
+    let throttles = find(&events, "auth.throttled", &victim.email.to_lowercase());
+    assert_eq!(throttles.len(), 1, "one event per throttled window: {throttles:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssi_admin_audit_verify_reports_an_intact_and_a_broken_chain() {
+    let app = TestApp::spawn().await;
+    let (_admin, events) = some_events(&app).await;
+    let run = || {
+        // target/debug/deps/audit-<hash> → target/debug/ssi-admin
+        let exe = std::env::current_exe().expect("test binary");
+        let bin = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .expect("target")
+            .join("ssi-admin");
+        assert!(
+            bin.is_file(),
+            "{} is missing: `cargo test --workspace` builds it",
+            bin.display()
+        );
+        let out = std::process::Command::new(bin)
+            .args(["audit", "verify"])
+            .env("TABLE_NAME", &app.table)
+            .env("DYNAMODB_ENDPOINT", common::endpoint())
+            .output()
+            .expect("ssi-admin runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = run();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains(&format!("{} events", events.len())), "{stdout}");
+    app.app
+        .store
+        .client()
+        .delete_item()
+        .table_name(&app.table)
+        .set_key(Some(key_of(&events[2])))
+        .send()
+        .await
+        .expect("delete");
+    let (code, _, stderr) = run();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("broken at event 3"), "{stderr}");
 }

@@ -56,6 +56,27 @@ struct AuditQuery {
     to: Option<String>,
 }
 
+/// The filters of a member's team feed: the same but the team, which is theirs.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct TeamAuditQuery {
+    /// A user id, `system` or `anonymous`.
+    actor: Option<String>,
+    /// An action name, e.g. `request.approved`.
+    action: Option<String>,
+    /// `user`, `team`, `request`, `policy`, `account` or `source`.
+    target_type: Option<String>,
+    target_id: Option<String>,
+    /// Events at or after this time (RFC 3339).
+    from: Option<String>,
+    /// Events at or before this time (RFC 3339).
+    to: Option<String>,
+}
+
+/// The most bytes of events one export answer carries (Lambda answers at most 6 MB).
+pub const MAX_EXPORT_BYTES: usize = 5 * 1024 * 1024;
+
 const TARGET_TYPES: &[&str] = &["user", "team", "request", "policy", "account", "source"];
 
 fn time_param(ctx: &Ctx, name: &str) -> Result<Option<String>, ApiError> {
@@ -66,6 +87,17 @@ fn time_param(ctx: &Ctx, name: &str) -> Result<Option<String>, ApiError> {
                 .ok_or_else(|| ApiError::bad_field(name, "must be an RFC 3339 time, e.g. 2026-01-31T00:00:00Z"))
         })
         .transpose()
+}
+
+/// `from` and `to`, in the stored format; `from` not after `to`.
+fn time_range(ctx: &Ctx) -> Result<(Option<String>, Option<String>), ApiError> {
+    let (from, to) = (time_param(ctx, "from")?, time_param(ctx, "to")?);
+    if let (Some(from), Some(to)) = (&from, &to) {
+        if from > to {
+            return Err(ApiError::bad_field("from", "must not be later than `to`"));
+        }
+    }
+    Ok((from, to))
 }
 
 /// The filters of a list request (`team`: a member's own team, which no parameter
@@ -109,12 +141,7 @@ fn filter(ctx: &Ctx, team: Option<Uuid>) -> Result<AuditFilter, ApiError> {
         Some(team) => Some(team),
         None => http::query_uuid(&ctx.req, "team_id")?,
     };
-    let (from, to) = (time_param(ctx, "from")?, time_param(ctx, "to")?);
-    if let (Some(from), Some(to)) = (&from, &to) {
-        if from > to {
-            return Err(ApiError::bad_field("from", "must not be later than `to`"));
-        }
-    }
+    let (from, to) = time_range(ctx)?;
     Ok(AuditFilter {
         actor,
         action,
@@ -131,11 +158,18 @@ fn scope(filter: &AuditFilter) -> String {
     format!("audit:{filter:?}")
 }
 
-async fn page(ctx: &Ctx, filter: AuditFilter) -> HandlerResult {
+/// A page of the list; `members` leaves out where each call came from (a teammate's
+/// address and browser are for admins only).
+async fn page(ctx: &Ctx, filter: AuditFilter, members: bool) -> HandlerResult {
     let page = PageRequest::from_request(&ctx.req)?;
     let scope = scope(&filter);
     let start = ctx.app.cursors.start(&scope, &page)?;
-    let found = ctx.app.store.list_audit(&filter, page.limit, start).await?;
+    let mut found = ctx.app.store.list_audit(&filter, page.limit, start).await?;
+    if members {
+        for event in &mut found.events {
+            event.context = None;
+        }
+    }
     http::ok(&ctx.app.cursors.page(&scope, found.events, found.next)?)
 }
 
@@ -144,20 +178,18 @@ async fn page(ctx: &Ctx, filter: AuditFilter) -> HandlerResult {
     responses((status = 200, description = "A page of events", body = Page<ChainedEvent>)))]
 async fn list_audit(ctx: Ctx) -> HandlerResult {
     let filter = filter(&ctx, None)?;
-    page(&ctx, filter).await
+    page(&ctx, filter, false).await
 }
 
-/// My team's events (the same filters but `team_id`), newest first.
-#[utoipa::path(get, path = "/api/v1/users/me/team/audit", tag = "audit", params(PageQuery, AuditQuery),
+/// My team's events (the same filters but `team_id`), newest first, without the
+/// calls' addresses and user agents (`context` is `null`).
+#[utoipa::path(get, path = "/api/v1/users/me/team/audit", tag = "audit", params(PageQuery, TeamAuditQuery),
     responses((status = 200, description = "A page of the team's events", body = Page<ChainedEvent>),
               (status = 404, description = "The caller is in no team", body = Problem)))]
 async fn my_team_audit(ctx: Ctx) -> HandlerResult {
     let team = ctx.caller()?.team_id.ok_or_else(|| ApiError::NotFound("team".into()))?;
-    if http::query_param(&ctx.req, "team_id").is_some() {
-        return Err(ApiError::bad_field("team_id", "is always your own team here"));
-    }
     let filter = filter(&ctx, Some(team))?;
-    page(&ctx, filter).await
+    page(&ctx, filter, true).await
 }
 
 /// Recomputes the whole chain: every event's hash, every link, no gap, and the head
@@ -174,17 +206,19 @@ async fn verify_audit(ctx: Ctx) -> HandlerResult {
 
 /// The events stamped between `from` and `to`, oldest first, as NDJSON (one event a
 /// line, with `seq`, `prev_hash` and `hash`), so that an outside tool can check the
-/// chain (see `docs/audit.md`). At most `limit` (5000) events an answer;
-/// `X-Next-Cursor` continues.
+/// chain (see `docs/audit.md`). At most `limit` (5000) events and 5 MiB an answer;
+/// `X-Next-Cursor` continues. `X-Audit-Head` is the chain's head (`<seq>:<hash>`) as
+/// it was when the export began.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit",
     params(("from" = Option<String>, Query, description = "At or after (RFC 3339)"),
            ("to" = Option<String>, Query, description = "At or before (RFC 3339)"),
            ("limit" = Option<u32>, Query, description = "At most this many events (1–5000, default 5000)", minimum = 1, maximum = 5000),
            ("cursor" = Option<String>, Query, description = "`X-Next-Cursor` of the previous answer")),
     responses((status = 200, description = "NDJSON, one event a line", content_type = "application/x-ndjson", body = String,
-               headers(("X-Next-Cursor" = String, description = "Present when more events follow")))))]
+               headers(("X-Next-Cursor" = String, description = "Present when more events follow"),
+                       ("X-Audit-Head" = String, description = "`<seq>:<hash>` of the chain's head when the export began")))))]
 async fn export_audit(ctx: Ctx) -> HandlerResult {
-    let (from, to) = (time_param(&ctx, "from")?, time_param(&ctx, "to")?);
+    let (from, to) = time_range(&ctx)?;
     let max = match http::query_param(&ctx.req, "limit") {
         None => MAX_EXPORT_EVENTS,
         Some(raw) => raw
@@ -200,27 +234,38 @@ async fn export_audit(ctx: Ctx) -> HandlerResult {
     let mut start = http::query_param(&ctx.req, "cursor")
         .map(|c| ctx.app.cursors.open(&scope, &c))
         .transpose()?;
+    // The head as it was before the first read: what an outside check compares the
+    // export's last event with (cutting events off the end then shows).
+    let head = ctx.app.store.audit_head().await?;
     let mut body = String::new();
     let mut count = 0;
     let next = loop {
-        let page = ctx
+        let (events, more) = ctx
             .app
             .store
             .audit_in_order(from.as_deref(), to.as_deref(), start.take())
             .await?;
         let mut last = None;
-        for event in &page.events {
-            body.push_str(&serde_json::to_string(event).map_err(ApiError::internal)?);
+        let mut full = false;
+        // An item edited out of shape is left out: the gap in `seq` shows it.
+        for event in events.iter().flatten() {
+            let line = serde_json::to_string(event).map_err(ApiError::internal)?;
+            if count > 0 && body.len() + line.len() + 1 > MAX_EXPORT_BYTES {
+                full = true;
+                break;
+            }
+            body.push_str(&line);
             body.push('\n');
             count += 1;
             last = Some(event);
             if count == max {
+                full = true;
                 break;
             }
         }
-        match (last, page.next) {
+        match (last, more) {
             // Full: the next answer starts after the last event written.
-            (Some(last), _) if count == max => break Some(shared::store::audit_event_key(last)),
+            (Some(last), _) if full => break Some(shared::store::audit_event_key(last)),
             (_, Some(more)) => start = Some(more),
             (_, None) => break None,
         }
@@ -229,6 +274,9 @@ async fn export_audit(ctx: Ctx) -> HandlerResult {
         .status(StatusCode::OK)
         .header("content-type", "application/x-ndjson")
         .header("cache-control", "no-store");
+    if let Some(head) = head {
+        response = response.header("x-audit-head", format!("{}:{}", head.seq, head.hash));
+    }
     if let Some(next) = next {
         response = response.header("x-next-cursor", ctx.app.cursors.seal(&scope, &next)?);
     }

@@ -153,6 +153,10 @@ async fn login(ctx: Ctx) -> HandlerResult {
     let Some(key) = email::lookup_key(&email) else {
         // No account can have this email; spend the same verification time anyway.
         password::verify(password, None).await?;
+        let event = ctx
+            .origin()
+            .event(Action::LoginFailed, Target::account(shared::auth::NOT_AN_EMAIL));
+        ctx.app.store.record(event).await?;
         return Err(bad_credentials());
     };
     let app = &ctx.app;

@@ -90,12 +90,33 @@ pub struct Attempt {
     origin: Origin,
 }
 
-/// Records a refusal by a throttle in the audit log, then gives the refusal back.
-async fn throttled(app: &App, origin: &Origin, target: Target, retry_after_secs: u64) -> ApiError {
+/// The target of a login on an account no user has: the normalised email when it is
+/// one, never the raw input (a password typed into the email field must not end up
+/// in a log that nothing deletes).
+pub fn account_target(email_key: &str) -> Target {
+    match email::Email::parse(email_key) {
+        Ok(email) => Target::account(&email.normalised()),
+        Err(_) => Target::account(NOT_AN_EMAIL),
+    }
+}
+
+/// What the audit log names instead of login input that is no email address.
+pub const NOT_AN_EMAIL: &str = "(not an email address)";
+
+/// Records a refusal by a throttle in the audit log (once per throttled window:
+/// `counter` is the throttle's item, which keeps the flag), then gives the refusal
+/// back.
+async fn throttled(
+    app: &App,
+    origin: &Origin,
+    target: Target,
+    retry_after_secs: u64,
+    counter: &crate::store::keys::Key,
+) -> ApiError {
     let event = origin
         .event(Action::Throttled, target)
         .fact("retry_after_secs", retry_after_secs);
-    match app.store.record(event).await {
+    match app.store.record_once(event, counter).await {
         Ok(()) => ApiError::TooManyRequests { retry_after_secs },
         Err(e) => e.into(),
     }
@@ -113,7 +134,9 @@ impl Attempt {
         let clean = match store.reserve_pair_attempt(email_key, source, pair).await? {
             PairReservation::Reserved { clean } => clean,
             PairReservation::Locked => {
-                return Err(throttled(app, origin, Target::account(email_key), pair.retry_after(now)).await)
+                let counter = crate::store::keys::login_failures(pair.index, source, email_key);
+                let target = account_target(email_key);
+                return Err(throttled(app, origin, target, pair.retry_after(now), &counter).await);
             }
         };
         match store.reserve_account_attempt(email_key, clean, account, now).await {
@@ -132,7 +155,9 @@ impl Attempt {
                 }
                 match refused? {
                     AccountReservation::BackOff { retry_after_secs } => {
-                        Err(throttled(app, origin, Target::account(email_key), retry_after_secs).await)
+                        let counter = crate::store::keys::login_account(account.index, email_key);
+                        let target = account_target(email_key);
+                        Err(throttled(app, origin, target, retry_after_secs, &counter).await)
                     }
                     AccountReservation::Reserved => unreachable!("handled above"),
                 }
@@ -152,7 +177,7 @@ impl Attempt {
     ) -> Result<bool, ApiError> {
         let ok = password::verify(password, stored).await?;
         if !ok {
-            let target = user.map_or_else(|| Target::account(&self.email), |u| Target::user(u.id));
+            let target = user.map_or_else(|| account_target(&self.email), |u| Target::user(u.id));
             let event = self
                 .origin
                 .event(Action::LoginFailed, target)
@@ -195,7 +220,9 @@ impl Registration {
             .reserve_registration(source, window, throttle::REGISTRATION_MAX_CONFLICTS)
             .await?
         {
-            return Err(throttled(app, origin, Target::source(source), window.retry_after(now)).await);
+            let counter = crate::store::keys::registrations(window.index, source);
+            let target = Target::source(source);
+            return Err(throttled(app, origin, target, window.retry_after(now), &counter).await);
         }
         Ok(Self {
             source: source.to_string(),

@@ -476,10 +476,48 @@ impl Verifier {
         true
     }
 
+    /// The `seq` of the last intact event read (0: none).
+    pub fn last_seq(&self) -> u64 {
+        self.expected_seq - 1
+    }
+
+    /// An item in the chain's place that does not read as an event (`sk`: its key).
+    pub fn unreadable(&mut self, sk: &str) -> bool {
+        if self.broken.is_none() {
+            self.events += 1;
+            self.broken = Some(BrokenLink {
+                seq: self.expected_seq,
+                reason: format!("the item {sk} is not a readable event (edited after it was written)"),
+            });
+        }
+        false
+    }
+
+    /// The head item exists but does not read as a head.
+    pub fn head_unreadable(mut self) -> Verification {
+        if self.broken.is_none() {
+            self.broken = Some(BrokenLink {
+                seq: self.expected_seq,
+                reason: "the chain's head item is not readable (edited)".into(),
+            });
+        }
+        self.finish(None)
+    }
+
     pub fn finish(mut self, head: Option<ChainHead>) -> Verification {
         if self.broken.is_none() {
             let last_seq = self.expected_seq - 1;
             match &head {
+                Some(h) if last_seq > h.seq => {
+                    self.broken = Some(BrokenLink {
+                        seq: h.seq + 1,
+                        reason: format!(
+                            "event {} lies past the head, which names event {} (appended outside the chain)",
+                            h.seq + 1,
+                            h.seq
+                        ),
+                    });
+                }
                 Some(h) if h.seq != last_seq || (h.seq > 0 && h.hash != self.prev_hash) => {
                     self.broken = Some(BrokenLink {
                         seq: last_seq + 1,
@@ -663,6 +701,20 @@ mod tests {
         assert_eq!(v.first_broken.unwrap().seq, 3);
         assert!(!verify(&three(), None).ok, "events without a head");
         assert!(verify(&[], None).ok, "an empty log");
+    }
+
+    #[test]
+    fn an_event_past_the_head_or_an_unreadable_item_breaks_the_chain() {
+        let events = three();
+        let mut head = head_of(&events).unwrap();
+        head.seq = 2;
+        let v = verify(&events, Some(head));
+        assert_eq!(v.first_broken.unwrap().seq, 3, "the third lies past the head");
+        let mut verifier = Verifier::default();
+        verifier.push(&events[0]);
+        assert!(!verifier.unreadable("EVENT#x#000000000002"));
+        let v = verifier.finish(head_of(&events));
+        assert_eq!(v.first_broken.unwrap().seq, 2);
     }
 
     #[test]

@@ -7,11 +7,11 @@ use crate::domain::audit::{chain, AuditEvent, ChainHead, ChainedEvent, Verificat
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How often a transaction is tried again after another writer moved the head first.
-/// Each try costs one read and one transaction; 20 writers at once need at most 20.
-const CHAIN_ATTEMPTS: u32 = 60;
+/// How long a writer keeps trying after other writers moved the head first (each try
+/// costs one read and one transaction), within the request's own deadline of 8 s.
+const CHAIN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The longest pause between two tries.
+/// The longest pause between two tries (jittered, growing from 10 ms).
 const MAX_CHAIN_BACKOFF_MS: u64 = 50;
 
 /// Which events a list shows (all of them when empty), newest first.
@@ -53,6 +53,25 @@ pub fn audit_event_key(event: &ChainedEvent) -> Item {
     super::key_item(&keys::audit_event(&event.at, event.seq))
 }
 
+/// An event item as an event, or (edited out of shape) its sort key.
+fn read_event(item: Item) -> Result<ChainedEvent, String> {
+    let sk = match item.get(keys::SK) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) => sk.clone(),
+        _ => String::new(),
+    };
+    from_item(item).map_err(|e| {
+        tracing::warn!(sk = %sk, error = %e, "an audit item does not read as an event");
+        sk
+    })
+}
+
+fn head_damaged(how: &str) -> StoreError {
+    tracing::error!(how, "the audit log's head item is damaged; audited writes are refused");
+    StoreError::Unavailable(format!(
+        "the audit log's head is {how}; audited changes are refused until it is repaired (ssi-admin audit verify)"
+    ))
+}
+
 fn head_item(head: &ChainHead) -> Result<Item, StoreError> {
     Stored::new(keys::META, keys::audit_head(), head).to_item()
 }
@@ -70,13 +89,27 @@ impl Store {
             return self.transact(tx.items).await;
         }
         let own = tx.items.len();
-        let mut last = StoreError::Transient("the audit log is busy".into());
-        for attempt in 0..CHAIN_ATTEMPTS {
+        let deadline = tokio::time::Instant::now() + CHAIN_DEADLINE;
+        let mut attempt = 0u32;
+        loop {
             if attempt > 0 {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(StoreError::Transient("the audit log is busy".into()));
+                }
                 let cap = (5u64 << attempt.min(4)).min(MAX_CHAIN_BACKOFF_MS);
                 tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % cap + 1)).await;
             }
-            let head = self.audit_head().await?;
+            attempt += 1;
+            let head = match self.audit_head().await {
+                Ok(head) => head,
+                Err(StoreError::Mapping(_)) => return Err(head_damaged("unreadable")),
+                Err(e) => return Err(e),
+            };
+            // No head but events: it was removed. Starting again from event 1 would
+            // fork the chain, so nothing is written until an operator has looked.
+            if head.is_none() && self.any_audit_event().await? {
+                return Err(head_damaged("missing"));
+            }
             let (chained, new_head) = chain(head.as_ref().unwrap_or(&ChainHead::empty()), &tx.events);
             let mut write = Tx {
                 table: tx.table,
@@ -97,17 +130,46 @@ impl Store {
             match self.transact(write.items).await {
                 Ok(()) => return Ok(()),
                 // Only the chain's own writes failed: another writer moved the head.
-                Err(StoreError::ConditionFailed(failed)) if failed.iter().all(|i| *i >= own) => {
-                    last = StoreError::ConditionFailed(failed);
-                }
-                Err(StoreError::Transient(why)) => last = StoreError::Transient(why),
+                Err(StoreError::ConditionFailed(failed)) if failed.iter().all(|i| *i >= own) => {}
+                Err(StoreError::Transient(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Err(match last {
-            StoreError::ConditionFailed(_) => StoreError::Transient("the audit log is busy".into()),
+    }
+
+    /// Whether the log holds any event at all.
+    async fn any_audit_event(&self) -> Result<bool, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(keys::AUDIT_PK))
+            .consistent_read(true)
+            .limit(1)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.count > 0)
+    }
+
+    /// Records `event` only if the item `flag` has not recorded one yet (a throttle's
+    /// counter: one event per throttled window, not one per refused attempt, so that a
+    /// flood of refusals cannot crowd the one chain). The flag lives and expires with
+    /// that item.
+    pub async fn record_once(&self, event: AuditEvent, flag: &keys::Key) -> Result<(), StoreError> {
+        let tx = Tx::new(self)
+            .update(
+                flag,
+                "SET audit_recorded = :yes",
+                Some("attribute_exists(PK) AND attribute_not_exists(audit_recorded)"),
+                Expr::new().value(":yes", super::bool_value(true)),
+            )?
+            .audit(event);
+        match self.commit(tx).await {
+            Err(e) if e.failed_at(0) => Ok(()),
             other => other,
-        })
+        }
     }
 
     /// Records an event that goes with no stored change (a login failure, a read of
@@ -156,18 +218,20 @@ impl Store {
             ..Default::default()
         };
         let QueryPage { items, next } = self.query_page(cond, limit, start).await?;
-        let events = items.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        // An item edited out of shape is left out here (the check reports it).
+        let events = items.into_iter().filter_map(|item| read_event(item).ok()).collect();
         Ok(AuditPage { events, next })
     }
 
     /// Events stamped in `[from, to]` in chain order, one DynamoDB page at a time
-    /// (`start`: where the previous call stopped).
+    /// (`start`: where the previous call stopped). An item that no longer reads as an
+    /// event (edited out of shape) comes back as `Err` with its sort key.
     pub async fn audit_in_order(
         &self,
         from: Option<&str>,
         to: Option<&str>,
         start: Option<Item>,
-    ) -> Result<AuditPage, StoreError> {
+    ) -> Result<(Vec<Result<ChainedEvent, String>>, Option<Item>), StoreError> {
         let (low, high) = keys::audit_events_between(from, to);
         let out = self
             .client()
@@ -182,39 +246,48 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        let events = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        Ok(AuditPage {
-            events,
-            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
-        })
+        let events = out.items.unwrap_or_default().into_iter().map(read_event).collect();
+        Ok((events, out.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 
-    /// Reads the whole chain in order and checks every link and the head.
+    /// Reads the whole chain in order and checks every link, then the head: it must
+    /// name the last event (events cut off the end show), and no event may lie past
+    /// it (a forged one appended). Events written while the check runs are read too.
     pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
-        // The head first: events written after this read are past it, and ignored.
-        let head = self.audit_head().await?;
         let mut verifier = Verifier::default();
-        let mut start = None;
-        'pages: loop {
-            let page = self.audit_in_order(None, None, start).await?;
-            for event in &page.events {
-                if head.as_ref().is_some_and(|h| event.seq > h.seq) {
-                    break 'pages;
+        let mut start: Option<Item> = None;
+        for _round in 0..3 {
+            loop {
+                let (events, next) = self.audit_in_order(None, None, start.take()).await?;
+                for event in &events {
+                    let intact = match event {
+                        Ok(event) => verifier.push(event),
+                        Err(sk) => verifier.unreadable(sk),
+                    };
+                    if !intact {
+                        return Ok(verifier.finish(self.audit_head().await.ok().flatten()));
+                    }
                 }
-                if !verifier.push(event) {
-                    break 'pages;
+                start = events.last().map(|e| match e {
+                    Ok(event) => audit_event_key(event),
+                    Err(sk) => super::key_item(&(keys::AUDIT_PK.to_string(), sk.clone())),
+                });
+                if next.is_none() {
+                    break;
                 }
             }
-            match page.next {
-                Some(next) => start = Some(next),
-                None => break,
+            let head = match self.audit_head().await {
+                Ok(head) => head,
+                Err(StoreError::Mapping(_)) => return Ok(verifier.head_unreadable()),
+                Err(e) => return Err(e),
+            };
+            // A writer committed after the last page was read: read on from there.
+            if head.as_ref().is_some_and(|h| h.seq > verifier.last_seq()) && start.is_some() {
+                continue;
             }
+            return Ok(verifier.finish(head));
         }
+        let head = self.audit_head().await.ok().flatten();
         Ok(verifier.finish(head))
     }
 }

@@ -22,8 +22,9 @@ pub(super) struct EmailMarker {
 const RACE_ATTEMPTS: usize = 3;
 
 /// The most pending requests a user deletion cancels in its transaction (two writes
-/// each, within DynamoDB's 100 per transaction).
-pub const MAX_CANCELLATIONS: usize = 40;
+/// and an audit event each, with the deletion's own writes, its event and the audit
+/// head within DynamoDB's 100 per transaction).
+pub const MAX_CANCELLATIONS: usize = 30;
 
 fn user_item(user: &User) -> Result<Item, StoreError> {
     Stored::new(keys::USER, keys::user(user.id), user)
@@ -337,10 +338,13 @@ impl Store {
                 None
             };
             for (request, planned) in &cancellations {
-                tx = super::requests::transition_items(tx, request, planned)?;
+                tx = super::requests::transition_items(tx, request, planned)?.audit(origin.transition(
+                    request,
+                    planned.to,
+                    planned.step.comment.as_deref(),
+                ));
             }
-            // One event for the deletion and what it cancelled (a transaction holds
-            // at most 100 writes).
+            // The deletion's own event also names what it cancelled.
             let cancelled: Vec<Uuid> = cancellations.iter().map(|(r, _)| r.id).collect();
             let tx = tx.audit(
                 origin
