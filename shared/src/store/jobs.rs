@@ -9,6 +9,7 @@
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
     domain::{lifecycle, Actor, Requeue},
+    notify,
     model::{
         CredentialsInfo, JobLog, JobOperation, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus,
         ResourceRequest, Transition,
@@ -491,6 +492,16 @@ impl Store {
             update.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
         tx = tx.update(&keys::request(request.id), &update, Some("#status = :from"), expr)?;
+        // Notifications: the requester hears how it ended (docs/notifications.md).
+        let end = match outcome {
+            RunOutcome::Succeeded { .. } => notify::RunEnd::Succeeded,
+            RunOutcome::Destroyed => notify::RunEnd::Destroyed,
+            RunOutcome::Failed { retry_at: Some(_), .. } => notify::RunEnd::RetryScheduled,
+            RunOutcome::Failed { error, retry_at: None } => notify::RunEnd::GaveUp { error },
+        };
+        if let Some(notice) = notify::on_outcome(request, operation, end, now) {
+            tx = super::outbox::append_notice(tx, &notice)?;
+        }
         match self.transact(tx.items).await {
             Ok(()) => Ok(true),
             // The lease was lost, the request moved on, or the stored credentials are
@@ -600,6 +611,11 @@ impl Store {
                         .value(":info", attr(&info)?)
                         .value(":step", attr(&vec![step])?),
                 )?;
+                // Notifications: the requester hears that it failed.
+                let end = notify::RunEnd::GaveUp { error: reason };
+                if let Some(notice) = notify::on_outcome(&request, job.operation, end, now) {
+                    tx = super::outbox::append_notice(tx, &notice)?;
+                }
             }
         }
         match self.transact(tx.items).await {

@@ -4,6 +4,7 @@
 mod jobs;
 pub mod keys;
 mod login;
+pub mod outbox;
 mod requests;
 mod teams;
 mod users;

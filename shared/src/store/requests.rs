@@ -113,6 +113,10 @@ pub(super) fn transition_items<'a>(
             Expr::new().value(":id", s(request.id.to_string())),
         )?;
     }
+    // Notifications: the notice this move brings, if any (docs/notifications.md).
+    if let Some(notice) = crate::notify::on_transition(request, to, planned.step.comment.as_deref(), now) {
+        tx = super::outbox::append_notice(tx, &notice)?;
+    }
     Ok(tx)
 }
 
@@ -155,6 +159,12 @@ impl Store {
             )?;
         if let Some(at) = &request.expires_at {
             tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
+        }
+        // Notifications (docs/notifications.md): the admins hear of it, and the
+        // requester is warned before it expires.
+        tx = super::outbox::append_notice(tx, &crate::notify::submitted(request))?;
+        if let Some(at) = &request.expires_at {
+            tx = super::outbox::put_expiry_warning(tx, request.id, at)?;
         }
         match self.transact(tx.items).await {
             Ok(()) => Ok(()),
@@ -232,6 +242,8 @@ impl Store {
                 expr,
             )?
             .put(expiry_item(request.id, expires_at)?, None, Expr::new())?;
+        // Notifications: the warning moves with the expiry.
+        let tx = super::outbox::put_expiry_warning(tx, request.id, expires_at)?;
         match self.transact(tx.items).await {
             Ok(()) => {
                 let mut updated = request.clone();

@@ -152,24 +152,23 @@ impl Store {
     /// Replaces the password hash and revokes older tokens, provided no token was
     /// revoked since `user` was read.
     pub async fn change_password(&self, user: &User, new_hash: &str, now: &str) -> Result<(), ApiError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key_item(&keys::user(user.id))))
-            .update_expression("SET password_hash = :hash, updated_at = :now ADD token_version :one")
-            .condition_expression("token_version = :seen")
-            .expression_attribute_values(":hash", s(new_hash))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":seen", n(user.token_version))
-            .send()
-            .await
-            .map_err(super::classify)
-            .map_err(|e| match e {
-                e if e.is_condition_failed() => ApiError::Unauthorized("the token has been revoked".into()),
-                e => e.into(),
-            })?;
-        Ok(())
+        let tx = Tx::new(self).update(
+            &keys::user(user.id),
+            "SET password_hash = :hash, updated_at = :now ADD token_version :one",
+            Some("token_version = :seen"),
+            Expr::new()
+                .value(":hash", s(new_hash))
+                .value(":now", s(now))
+                .value(":one", n(1))
+                .value(":seen", n(user.token_version)),
+        )?;
+        // Notifications: a security notice to the user (docs/notifications.md).
+        let tx = super::outbox::append_notice(tx, &crate::notify::password_changed(user.id, now))?;
+        match self.transact(tx.items).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.failed_at(0) => Err(ApiError::Unauthorized("the token has been revoked".into())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Promotes or demotes a user. The admin counter moves in the same transaction and
