@@ -36,6 +36,7 @@ use utoipa::{
         (name = "users", description = "My account and team; user management (admins)"),
         (name = "teams", description = "Team management (admins)"),
         (name = "requests", description = "The resource catalog, requests and their review"),
+        (name = "notifications", description = "My notification settings; webhooks and failed notifications (admins)"),
         (name = "meta", description = "Health and documentation"),
     )
 )]
