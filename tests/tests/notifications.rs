@@ -29,7 +29,12 @@ async fn world() -> World {
     let admins = [app.admin().await, app.admin().await];
     let member = app.user().await;
     let outsider = app.user().await;
-    let team = app.team(&admins[0], &format!("team {}", &uuid::Uuid::new_v4().simple().to_string()[..8])).await;
+    let team = app
+        .team(
+            &admins[0],
+            &format!("team {}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        )
+        .await;
     app.add_member(&admins[0], &team, &member).await.expect(200);
     World {
         app,
@@ -93,7 +98,10 @@ async fn each_event_produces_exactly_one_message_to_the_right_people() {
         error: "the engine was unreachable".into(),
         retry_at: None,
     };
-    assert!(store.finish_job(&claimed, "test-runner", &failed, &now()).await.unwrap());
+    assert!(store
+        .finish_job(&claimed, "test-runner", &failed, &now())
+        .await
+        .unwrap());
     // A password change: a security notice to the user.
     w.app
         .put(
@@ -109,7 +117,12 @@ async fn each_event_produces_exactly_one_message_to_the_right_people() {
     drain(&n).await;
 
     for admin in [a1, a2] {
-        assert_eq!(sink.to(&admin.email, "\"assets\" submitted").len(), 1, "admin mails: {:?}", sink.to(&admin.email, ""));
+        assert_eq!(
+            sink.to(&admin.email, "\"assets\" submitted").len(),
+            1,
+            "admin mails: {:?}",
+            sink.to(&admin.email, "")
+        );
         assert_eq!(sink.to(&admin.email, "\"logs\" submitted").len(), 1);
     }
     let member = &w.member.email;
@@ -118,14 +131,26 @@ async fn each_event_produces_exactly_one_message_to_the_right_people() {
     assert_eq!(approved.len(), 1, "{:?}", sink.mails());
     let rejected = sink.to(member, "s3_bucket \"logs\" is now rejected");
     assert_eq!(rejected.len(), 1);
-    assert!(rejected[0].text.contains("Reason: use the shared bucket"), "{}", rejected[0].text);
+    assert!(
+        rejected[0].text.contains("Reason: use the shared bucket"),
+        "{}",
+        rejected[0].text
+    );
     assert!(rejected[0].html.contains("use the shared bucket"));
     let failed = sink.to(member, "\"assets\" is now failed");
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].text.contains(&format!("/api/v1/requests/{first}")), "a link to the request");
+    assert!(
+        failed[0].text.contains(&format!("/api/v1/requests/{first}")),
+        "a link to the request"
+    );
     assert_eq!(sink.to(&w.outsider.email, "Your password was changed").len(), 1);
     // 2 submissions x 2 admins + approved + rejected + failed + password.
-    assert_eq!(sink.mails().len(), 8, "{:#?}", sink.mails().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>());
+    assert_eq!(
+        sink.mails().len(),
+        8,
+        "{:#?}",
+        sink.mails().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -138,7 +163,11 @@ async fn nothing_is_lost_when_the_mail_server_is_down_during_a_change() {
     let pass = n.run_once(time::OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!((pass.sent, pass.retried), (0, 2), "{pass:?}");
     // The API did not wait for it: the request is there, pending.
-    let request = w.app.get(&format!("{REQUESTS}/{id}"), Some(&w.member.token)).await.expect(200);
+    let request = w
+        .app
+        .get(&format!("{REQUESTS}/{id}"), Some(&w.member.token))
+        .await
+        .expect(200);
     assert_eq!(request.json()["status"], "pending");
 
     let root = std::env::temp_dir().join(format!("ssi-mail-{}", uuid::Uuid::new_v4().simple()));
@@ -229,9 +258,17 @@ async fn a_kind_turned_off_is_not_sent_but_security_notices_cannot_be_turned_off
     let sink = MailSink::start().await;
     let n = notifier(&w.app.app.store, sink.port, config(3));
     let me = &w.member;
-    let settings = w.app.get("/api/v1/users/me/notifications", Some(&me.token)).await.expect(200).json();
+    let settings = w
+        .app
+        .get("/api/v1/users/me/notifications", Some(&me.token))
+        .await
+        .expect(200)
+        .json();
     assert_eq!(settings["notifications"]["request_approved"], true);
-    assert_eq!(settings["always_on"], json!(["credentials_rotated", "password_changed"]));
+    assert_eq!(
+        settings["always_on"],
+        json!(["credentials_rotated", "password_changed"])
+    );
 
     let off = w
         .app
@@ -257,15 +294,28 @@ async fn a_kind_turned_off_is_not_sent_but_security_notices_cannot_be_turned_off
         assert!(refused.text.contains("security notice"), "{}", refused.text);
     }
     w.app
-        .put("/api/v1/users/me/notifications", Some(&me.token), json!({ "notifications": { "nope": false } }))
+        .put(
+            "/api/v1/users/me/notifications",
+            Some(&me.token),
+            json!({ "notifications": { "nope": false } }),
+        )
         .await
         .expect(422);
     w.app
-        .put("/api/v1/users/me/notifications", Some(&me.token), json!({ "notifications": {}, "x": 1 }))
+        .put(
+            "/api/v1/users/me/notifications",
+            Some(&me.token),
+            json!({ "notifications": {}, "x": 1 }),
+        )
         .await
         .expect(422);
     // Still off after the refused updates.
-    let now_settings = w.app.get("/api/v1/users/me/notifications", Some(&me.token)).await.expect(200).json();
+    let now_settings = w
+        .app
+        .get("/api/v1/users/me/notifications", Some(&me.token))
+        .await
+        .expect(200)
+        .json();
     assert_eq!(now_settings["notifications"]["request_approved"], false);
 
     let id = submit(&w, "assets").await;
@@ -283,7 +333,11 @@ async fn a_kind_turned_off_is_not_sent_but_security_notices_cannot_be_turned_off
         .expect(204);
     drain(&n).await;
     assert_eq!(sink.to(&me.email, "approved").len(), 0, "turned off");
-    assert_eq!(sink.to(&me.email, "Your password was changed").len(), 1, "security notices always go");
+    assert_eq!(
+        sink.to(&me.email, "Your password was changed").len(),
+        1,
+        "security notices always go"
+    );
     // The admins still got theirs.
     assert_eq!(sink.to(&w.admins[0].email, "submitted").len(), 1);
 }
@@ -310,10 +364,24 @@ async fn webhook_deliveries_are_signed_and_a_tampered_payload_fails_verification
     let hook = register_hook(&w, &receiver.url, json!(["request_submitted"]), false).await;
     let secret = hook["secret"].as_str().expect("the secret, once").to_string();
     assert!(secret.starts_with("whsec_"));
-    register_hook(&w, &slack_receiver.url, json!(["request_submitted", "request_rejected"]), true).await;
+    register_hook(
+        &w,
+        &slack_receiver.url,
+        json!(["request_submitted", "request_rejected"]),
+        true,
+    )
+    .await;
     // Never shown again.
-    let list = w.app.get("/api/v1/webhooks", Some(&w.admins[0].token)).await.expect(200);
-    assert!(!list.text.contains(&secret) && !list.text.contains("secret"), "{}", list.text);
+    let list = w
+        .app
+        .get("/api/v1/webhooks", Some(&w.admins[0].token))
+        .await
+        .expect(200);
+    assert!(
+        !list.text.contains(&secret) && !list.text.contains("secret"),
+        "{}",
+        list.text
+    );
     assert_eq!(list.json()["items"].as_array().unwrap().len(), 2);
 
     let id = submit(&w, "assets").await;
@@ -337,7 +405,13 @@ async fn webhook_deliveries_are_signed_and_a_tampered_payload_fails_verification
         signature::verify(&secret, header, &tampered, now, 300),
         Err(signature::SignatureError::Mismatch)
     );
-    let t: i64 = header.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
+    let t: i64 = header
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("t=")
+        .parse()
+        .unwrap();
     let moved = header.replacen(&format!("t={t}"), &format!("t={}", t + 1), 1);
     assert!(signature::verify(&secret, &moved, &delivery.body, now, 300).is_err());
     assert!(signature::verify(&signature::new_secret(), header, &delivery.body, now, 300).is_err());
@@ -346,7 +420,10 @@ async fn webhook_deliveries_are_signed_and_a_tampered_payload_fails_verification
     let slack = slack_receiver.received();
     assert_eq!(slack.len(), 1);
     let body: Value = serde_json::from_slice(&slack[0].body).unwrap();
-    assert!(body["text"].as_str().unwrap().contains("\"assets\" submitted"), "{body}");
+    assert!(
+        body["text"].as_str().unwrap().contains("\"assets\" submitted"),
+        "{body}"
+    );
     assert_eq!(body.as_object().unwrap().len(), 1);
     // Deleted hooks get nothing more.
     let hook_id = hook["id"].as_str().unwrap();
@@ -389,7 +466,10 @@ async fn webhook_redirects_are_not_followed() {
         .filter(|d| d["channel"] == "webhook")
         .collect();
     assert_eq!(webhook_failures.len(), 1, "{failed}");
-    assert_eq!(webhook_failures[0]["last_error"], "the webhook answered 302 (redirects are not followed)");
+    assert_eq!(
+        webhook_failures[0]["last_error"],
+        "the webhook answered 302 (redirects are not followed)"
+    );
 }
 
 #[tokio::test]
@@ -407,7 +487,11 @@ async fn webhook_urls_must_be_https_unless_the_local_configuration_allows_loopba
         "ftp://hooks.example.com/",
     ] {
         let reply = strict
-            .post("/api/v1/webhooks", Some(&admin.token), json!({ "url": url, "events": ["request_ready"] }))
+            .post(
+                "/api/v1/webhooks",
+                Some(&admin.token),
+                json!({ "url": url, "events": ["request_ready"] }),
+            )
             .await
             .expect(422);
         assert!(reply.text.contains("\"url\""), "{url}: {}", reply.text);
@@ -432,11 +516,19 @@ async fn webhook_urls_must_be_https_unless_the_local_configuration_allows_loopba
     let local = TestApp::spawn().await;
     let admin = local.admin().await;
     local
-        .post("/api/v1/webhooks", Some(&admin.token), json!({ "url": "http://127.0.0.1:9/hook", "events": ["request_ready"] }))
+        .post(
+            "/api/v1/webhooks",
+            Some(&admin.token),
+            json!({ "url": "http://127.0.0.1:9/hook", "events": ["request_ready"] }),
+        )
         .await
         .expect(201);
     local
-        .post("/api/v1/webhooks", Some(&admin.token), json!({ "url": "http://hooks.example.com/x", "events": ["request_ready"] }))
+        .post(
+            "/api/v1/webhooks",
+            Some(&admin.token),
+            json!({ "url": "http://hooks.example.com/x", "events": ["request_ready"] }),
+        )
         .await
         .expect(422);
 }
@@ -456,14 +548,27 @@ async fn a_webhook_that_keeps_failing_is_disabled_and_the_admins_are_told() {
     submit(&w, "three").await;
     drain(&n).await;
     assert_eq!(broken.received().len(), 2, "nothing after it was disabled");
-    let hooks = w.app.get("/api/v1/webhooks", Some(&w.admins[0].token)).await.expect(200).json();
+    let hooks = w
+        .app
+        .get("/api/v1/webhooks", Some(&w.admins[0].token))
+        .await
+        .expect(200)
+        .json();
     let shown = &hooks["items"][0];
     assert_eq!(shown["id"], hook["id"]);
     assert_eq!(shown["enabled"], false);
-    assert!(shown["disabled_reason"].as_str().unwrap().contains("answered 500"), "{shown}");
+    assert!(
+        shown["disabled_reason"].as_str().unwrap().contains("answered 500"),
+        "{shown}"
+    );
     for admin in &w.admins {
         let told = sink.to(&admin.email, "Webhook disabled");
-        assert_eq!(told.len(), 1, "{:?}", sink.mails().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>());
+        assert_eq!(
+            told.len(),
+            1,
+            "{:?}",
+            sink.mails().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()
+        );
         assert!(told[0].text.contains(&broken.url));
     }
 }
@@ -475,27 +580,46 @@ async fn the_expiry_warning_goes_out_once_three_days_ahead() {
     let n = notifier(&w.app.app.store, sink.port, config(3));
     let far = format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(20));
     let soon = format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(2));
-    let create = |name: &str, at: &str| {
-        json!({ "resource_type": "s3_bucket", "name": name, "justification": "x", "expires_at": at })
-    };
-    let later = w.app.post(REQUESTS, Some(&w.member.token), create("later", &far)).await.expect(201).json();
-    w.app.post(REQUESTS, Some(&w.member.token), create("soon", &soon)).await.expect(201);
+    let create = |name: &str, at: &str| json!({ "resource_type": "s3_bucket", "name": name, "justification": "x", "expires_at": at });
+    let later = w
+        .app
+        .post(REQUESTS, Some(&w.member.token), create("later", &far))
+        .await
+        .expect(201)
+        .json();
+    w.app
+        .post(REQUESTS, Some(&w.member.token), create("soon", &soon))
+        .await
+        .expect(201);
     let store = &w.app.app.store;
     // Two sweeps racing: one warning.
     let at = now();
     let (a, b) = tokio::join!(shared::expiry::warn(store, &at), shared::expiry::warn(store, &at));
     assert_eq!(a.unwrap().len() + b.unwrap().len(), 1);
-    assert!(shared::expiry::warn(store, &now()).await.unwrap().is_empty(), "sent once");
+    assert!(
+        shared::expiry::warn(store, &now()).await.unwrap().is_empty(),
+        "sent once"
+    );
     drain(&n).await;
     let warned = sink.to(&w.member.email, "\"soon\" expires at");
-    assert_eq!(warned.len(), 1, "{:?}", sink.mails().iter().map(|m| &m.subject).collect::<Vec<_>>());
+    assert_eq!(
+        warned.len(),
+        1,
+        "{:?}",
+        sink.mails().iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
     assert_eq!(sink.to(&w.member.email, "expires at").len(), 1);
     // The other is warned when its time comes: 3 days before.
     let id = later["id"].as_str().unwrap();
-    let just_before = format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(17) - time::Duration::hours(1));
+    let just_before =
+        format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(17) - time::Duration::hours(1));
     assert!(shared::expiry::warn(store, &just_before).await.unwrap().is_empty());
-    let after = format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(17) + time::Duration::minutes(1));
-    assert_eq!(shared::expiry::warn(store, &after).await.unwrap(), [uuid::Uuid::parse_str(id).unwrap()]);
+    let after =
+        format_timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(17) + time::Duration::minutes(1));
+    assert_eq!(
+        shared::expiry::warn(store, &after).await.unwrap(),
+        [uuid::Uuid::parse_str(id).unwrap()]
+    );
 }
 
 /// The real pipeline: a postgres request is provisioned, rotated and deleted by a
@@ -522,7 +646,11 @@ async fn ready_rotated_and_deleted_mails_carry_no_secret() {
     assert_eq!(ready["status"], "ready", "{ready}");
     let first_password = provision::secret_output(&w, &id, "password");
     w.app
-        .post(&format!("{REQUESTS}/{id}/credentials/rotate"), Some(&w.member.token), json!({}))
+        .post(
+            &format!("{REQUESTS}/{id}/credentials/rotate"),
+            Some(&w.member.token),
+            json!({}),
+        )
         .await
         .expect(202);
     let started = std::time::Instant::now();
@@ -531,7 +659,10 @@ async fn ready_rotated_and_deleted_mails_carry_no_secret() {
         if r["credentials"]["version"] == 2 && r["credentials"]["rotating"] == false {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "rotation did not finish: {r}");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "rotation did not finish: {r}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let second_password = provision::secret_output(&w, &id, "password");
@@ -544,26 +675,43 @@ async fn ready_rotated_and_deleted_mails_carry_no_secret() {
     // The mails follow within a few polls.
     let started = std::time::Instant::now();
     while sink.to(&w.member.email, "is now deleted").is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no deletion mail: {:?}", sink.mails());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no deletion mail: {:?}",
+            sink.mails()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = child.start_kill();
     let out = child.wait_with_output().await.expect("worker output");
-    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(logs.contains("notification sent"), "the worker's notifier ran");
 
     let member = &w.member.email;
     assert_eq!(sink.to(member, "postgres \"notify-db\" is now approved").len(), 1);
     let ready_mail = sink.to(member, "postgres \"notify-db\" is now ready");
-    assert_eq!(ready_mail.len(), 1, "{:?}", sink.mails().iter().map(|m| &m.subject).collect::<Vec<_>>());
+    assert_eq!(
+        ready_mail.len(),
+        1,
+        "{:?}",
+        sink.mails().iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
     assert!(ready_mail[0].text.contains(&format!("/api/v1/requests/{id}")));
     assert_eq!(sink.to(member, "credentials rotated").len(), 1);
     assert_eq!(sink.to(member, "is now deleted").len(), 1);
     assert_eq!(sink.to(&w.admin.email, "submitted").len(), 1);
     for password in [&first_password, &second_password] {
         for mail in sink.mails() {
-            assert!(!mail.raw.contains(password.as_str()), "a password in the mail {}", mail.subject);
+            assert!(
+                !mail.raw.contains(password.as_str()),
+                "a password in the mail {}",
+                mail.subject
+            );
             assert!(!mail.text.contains(password.as_str()) && !mail.html.contains(password.as_str()));
         }
         assert!(!logs.contains(password.as_str()), "a password in the worker's logs");

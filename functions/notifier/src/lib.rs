@@ -83,7 +83,12 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: u64, max: u64) -> Result<u64, ConfigError> {
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     match get(var) {
         None => Ok(default),
         Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n <= max).ok_or(ConfigError {
@@ -97,7 +102,8 @@ impl NotifierConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let d = Self::default();
         let lease = Duration::from_secs(number(&get, "NOTIFY_LEASE_SECS", d.lease.as_secs(), 3600)?.max(1));
-        let send_timeout = Duration::from_secs(number(&get, "NOTIFY_SEND_TIMEOUT_SECS", d.send_timeout.as_secs(), 300)?.max(1));
+        let send_timeout =
+            Duration::from_secs(number(&get, "NOTIFY_SEND_TIMEOUT_SECS", d.send_timeout.as_secs(), 300)?.max(1));
         if send_timeout * 2 > lease {
             return Err(ConfigError {
                 var: "NOTIFY_LEASE_SECS",
@@ -323,7 +329,12 @@ impl<M: Mailer> Notifier<M> {
             .store
             .finish_delivery(&claimed, &self.owner, &end, hook_failure.as_ref(), &done_at)
             .await?;
-        let ids = (claimed.notice_id, claimed.kind.as_str(), claimed.channel.as_str(), claimed.recipient_id);
+        let ids = (
+            claimed.notice_id,
+            claimed.kind.as_str(),
+            claimed.channel.as_str(),
+            claimed.recipient_id,
+        );
         if !written {
             tracing::warn!(notice_id = %ids.0, kind = ids.1, channel = ids.2, recipient = %ids.3, "delivery lease lost before its outcome was recorded");
             return Ok(pass);
@@ -373,7 +384,10 @@ impl<M: Mailer> Notifier<M> {
 /// The local notifier over SMTP, when the environment asks for one (`SMTP_PORT`
 /// set; `SMTP_HOST` default `127.0.0.1`, `NOTIFY_FROM` default
 /// `ssi@localhost`): `ssi-runner worker` runs it beside the jobs.
-pub fn smtp_from_lookup(store: Store, get: impl Fn(&str) -> Option<String>) -> Result<Option<Notifier<Smtp>>, ConfigError> {
+pub fn smtp_from_lookup(
+    store: Store,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Notifier<Smtp>>, ConfigError> {
     let Some(port) = get("SMTP_PORT") else {
         return Ok(None);
     };
@@ -410,7 +424,10 @@ pub fn outbox_keys(records: &[serde_json::Value]) -> Vec<Key> {
 /// One invocation of the Lambda function: stream records (each item handled by key,
 /// with a consistent read), or the schedule (everything due: retries, expired
 /// leases, records whose invocation failed).
-pub async fn handle<M: Mailer>(notifier: &Notifier<M>, event: &serde_json::Value) -> Result<serde_json::Value, StoreError> {
+pub async fn handle<M: Mailer>(
+    notifier: &Notifier<M>,
+    event: &serde_json::Value,
+) -> Result<serde_json::Value, StoreError> {
     let now = time::OffsetDateTime::now_utc();
     let mut pass = Pass::default();
     match event.get("Records").and_then(serde_json::Value::as_array) {

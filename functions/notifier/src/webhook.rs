@@ -10,9 +10,18 @@ use shared::{
     store::outbox::{Delivery, Webhook},
 };
 
-pub async fn post(hook: &Webhook, delivery: &Delivery, cfg: &NotifierConfig, now: time::OffsetDateTime) -> Result<(), SendError> {
-    let url = rules::check_url(&hook.url, cfg.webhook_allow_loopback).map_err(|why| SendError::new(format!("the URL {why}")))?;
-    let host = url.host_str().ok_or_else(|| SendError::new("the URL has no host"))?.to_string();
+pub async fn post(
+    hook: &Webhook,
+    delivery: &Delivery,
+    cfg: &NotifierConfig,
+    now: time::OffsetDateTime,
+) -> Result<(), SendError> {
+    let url = rules::check_url(&hook.url, cfg.webhook_allow_loopback)
+        .map_err(|why| SendError::new(format!("the URL {why}")))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| SendError::new("the URL has no host"))?
+        .to_string();
     let port = url.port_or_known_default().unwrap_or(443);
     let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare_host.as_str(), port))
@@ -50,7 +59,10 @@ pub async fn post(hook: &Webhook, delivery: &Delivery, cfg: &NotifierConfig, now
         .header("content-type", "application/json")
         .header("x-ssi-event", delivery.kind.as_str())
         .header("x-ssi-delivery", delivery_id)
-        .header(signature::HEADER, signature::sign(&hook.secret, now.unix_timestamp(), &body))
+        .header(
+            signature::HEADER,
+            signature::sign(&hook.secret, now.unix_timestamp(), &body),
+        )
         .body(body)
         .send()
         .await
@@ -68,7 +80,10 @@ pub async fn post(hook: &Webhook, delivery: &Delivery, cfg: &NotifierConfig, now
     if status.is_success() {
         Ok(())
     } else if status.is_redirection() {
-        Err(SendError::new(format!("the webhook answered {} (redirects are not followed)", status.as_u16())))
+        Err(SendError::new(format!(
+            "the webhook answered {} (redirects are not followed)",
+            status.as_u16()
+        )))
     } else {
         Err(SendError::new(format!("the webhook answered {}", status.as_u16())))
     }

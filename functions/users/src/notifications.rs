@@ -62,7 +62,10 @@ pub async fn set_preferences(ctx: Ctx) -> HandlerResult {
     for (name, on) in &input.notifications {
         match Kind::parse(name) {
             Some(kind) => choices.push((kind, *on)),
-            None => errors.push(FieldError::new(format!("notifications.{name}"), "is not a kind of notification")),
+            None => errors.push(FieldError::new(
+                format!("notifications.{name}"),
+                "is not a kind of notification",
+            )),
         }
     }
     if !errors.is_empty() {
@@ -165,7 +168,10 @@ pub async fn create_webhook(ctx: Ctx) -> HandlerResult {
             Some(kind) if kind.webhook_allowed() => {
                 events.insert(kind);
             }
-            Some(_) => errors.push(FieldError::new(format!("events[{i}]"), "is personal and goes by mail only")),
+            Some(_) => errors.push(FieldError::new(
+                format!("events[{i}]"),
+                "is personal and goes by mail only",
+            )),
             None => errors.push(FieldError::new(format!("events[{i}]"), "is not a kind of notification")),
         }
     }

@@ -77,7 +77,10 @@ pub fn summary(kind: Kind, facts: &Facts) -> (String, Vec<String>) {
             lines.push(format!(
                 "{what} your request {label} failed and will not be tried again until an admin retries it."
             ));
-            format!("[SSI] {label} is now {}", if status.is_empty() { "failed" } else { status })
+            format!(
+                "[SSI] {label} is now {}",
+                if status.is_empty() { "failed" } else { status }
+            )
         }
         Kind::RequestDeleted => {
             lines.push(format!("The resource of your request {label} was deleted."));

@@ -202,7 +202,14 @@ pub fn on_transition(request: &ResourceRequest, to: RequestStatus, comment: Opti
     };
     let mut facts = Facts::of_request(request, to);
     facts.reason = comment.map(str::to_string);
-    Some(Notice::new(kind, Audience::User { user_id: request.requester_id }, facts, now))
+    Some(Notice::new(
+        kind,
+        Audience::User {
+            user_id: request.requester_id,
+        },
+        facts,
+        now,
+    ))
 }
 
 /// How a run of the runner ended, as far as notices go.
@@ -212,7 +219,9 @@ pub enum RunEnd<'a> {
     Destroyed,
     /// Will run again after a back-off: nobody waits on it yet.
     RetryScheduled,
-    GaveUp { error: &'a str },
+    GaveUp {
+        error: &'a str,
+    },
 }
 
 /// The notice the end of a run brings to the requester, if any.
@@ -234,7 +243,14 @@ pub fn on_outcome(request: &ResourceRequest, operation: JobOperation, end: RunEn
     let mut facts = Facts::of_request(request, status);
     facts.operation = Some(operation);
     facts.reason = reason;
-    Some(Notice::new(kind, Audience::User { user_id: request.requester_id }, facts, now))
+    Some(Notice::new(
+        kind,
+        Audience::User {
+            user_id: request.requester_id,
+        },
+        facts,
+        now,
+    ))
 }
 
 /// A user's password was changed.
@@ -343,7 +359,8 @@ mod tests {
             Preferences::from_choices(&[(Kind::PasswordChanged, false)]),
             Err(Kind::PasswordChanged)
         );
-        let mut prefs = Preferences::from_choices(&[(Kind::RequestReady, false), (Kind::RequestApproved, true)]).unwrap();
+        let mut prefs =
+            Preferences::from_choices(&[(Kind::RequestReady, false), (Kind::RequestApproved, true)]).unwrap();
         assert!(!prefs.allows(Kind::RequestReady));
         assert!(prefs.allows(Kind::RequestApproved));
         // Even a stored preference that says otherwise.
@@ -357,13 +374,21 @@ mod tests {
         assert_eq!(submitted(&r).audience, Audience::Admins);
         let approved = on_transition(&r, RequestStatus::Approved, None, "t").expect("notice");
         assert_eq!(approved.kind, Kind::RequestApproved);
-        assert_eq!(approved.audience, Audience::User { user_id: r.requester_id });
+        assert_eq!(
+            approved.audience,
+            Audience::User {
+                user_id: r.requester_id
+            }
+        );
         let rejected = on_transition(&r, RequestStatus::Rejected, Some("too big"), "t").expect("notice");
         assert_eq!(rejected.facts.reason.as_deref(), Some("too big"));
         assert!(on_transition(&r, RequestStatus::Cancelled, None, "t").is_none());
         assert!(on_transition(&r, RequestStatus::Deleting, None, "t").is_none());
         let ready = on_outcome(&r, JobOperation::Apply, RunEnd::Succeeded, "t").expect("ready");
-        assert_eq!((ready.kind, ready.facts.status), (Kind::RequestReady, Some(RequestStatus::Ready)));
+        assert_eq!(
+            (ready.kind, ready.facts.status),
+            (Kind::RequestReady, Some(RequestStatus::Ready))
+        );
         assert_eq!(
             on_outcome(&r, JobOperation::Rotate, RunEnd::Succeeded, "t").map(|n| n.kind),
             Some(Kind::CredentialsRotated)
@@ -374,7 +399,10 @@ mod tests {
         );
         assert!(on_outcome(&r, JobOperation::Apply, RunEnd::RetryScheduled, "t").is_none());
         let failed = on_outcome(&r, JobOperation::Apply, RunEnd::GaveUp { error: "boom" }, "t").expect("failed");
-        assert_eq!((failed.kind, failed.facts.reason.as_deref()), (Kind::RequestFailed, Some("boom")));
+        assert_eq!(
+            (failed.kind, failed.facts.reason.as_deref()),
+            (Kind::RequestFailed, Some("boom"))
+        );
         assert_eq!(password_changed(r.requester_id, "t").kind, Kind::PasswordChanged);
     }
 

@@ -43,7 +43,10 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// The header value for `body` sent at `timestamp` (Unix seconds).
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", hex(&mac(secret, timestamp, body).finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex(&mac(secret, timestamp, body).finalize().into_bytes())
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,8 +117,14 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         let moved = header.replace("t=1700000000", "t=1700000001");
-        assert_eq!(verify(&secret, &moved, body, 1_700_000_100, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&secret, &header, body, 1_700_001_000, 300), Err(SignatureError::Stale));
+        assert_eq!(
+            verify(&secret, &moved, body, 1_700_000_100, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&secret, &header, body, 1_700_001_000, 300),
+            Err(SignatureError::Stale)
+        );
         assert_eq!(verify(&secret, "v1=zz", body, 0, 300), Err(SignatureError::Malformed));
     }
 

@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn https_is_required_and_loopback_only_locally() {
         assert!(check_url("https://hooks.example.com/x", false).is_ok());
-        assert_eq!(check_url("http://hooks.example.com/x", false).unwrap_err(), "must be https");
+        assert_eq!(
+            check_url("http://hooks.example.com/x", false).unwrap_err(),
+            "must be https"
+        );
         assert!(check_url("http://127.0.0.1:9/x", false).is_err());
         assert!(check_url("http://127.0.0.1:9/x", true).is_ok());
         assert!(check_url("http://[::1]:9/x", true).is_ok());

@@ -9,11 +9,11 @@
 use super::{from_item, keys, s, Expr, Item, KeyCondition, QueryPage, Store, StoreError, Stored, Tx};
 use crate::{
     domain::{lifecycle, Actor, Requeue},
-    notify,
     model::{
         CredentialsInfo, JobLog, JobOperation, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus,
         ResourceRequest, Transition,
     },
+    notify,
     vault::SealedCredentials,
 };
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -211,7 +211,9 @@ fn delivery_item(d: &Delivery) -> Result<Item, StoreError> {
     let key = d.key();
     let stored = Stored::new(keys::OUTBOX, key.clone(), d);
     let stored = match d.status {
-        DeliveryStatus::Pending | DeliveryStatus::Sending => stored.indexed(keys::outbox_by_state("pending", &d.due_at, &key)),
+        DeliveryStatus::Pending | DeliveryStatus::Sending => {
+            stored.indexed(keys::outbox_by_state("pending", &d.due_at, &key))
+        }
         DeliveryStatus::Failed => stored.indexed(keys::outbox_by_state("failed", &d.updated_at, &key)),
         DeliveryStatus::Sent | DeliveryStatus::Skipped => stored,
     };
@@ -404,7 +406,8 @@ impl Store {
                 expr = expr
                     .value(":to", s(DeliveryStatus::Skipped.as_str()))
                     .value(":error", s(*why));
-                "SET #status = :to, last_error = :error, updated_at = :now REMOVE lease_owner, GSI1PK, GSI1SK".to_string()
+                "SET #status = :to, last_error = :error, updated_at = :now REMOVE lease_owner, GSI1PK, GSI1SK"
+                    .to_string()
             }
             DeliveryEnd::Retry { error, at } => {
                 let (_, gsi1sk) = keys::outbox_by_state("pending", at, &key);
@@ -598,7 +601,11 @@ impl Store {
     }
 
     /// One page of webhooks, oldest first.
-    pub async fn list_webhooks(&self, limit: usize, start: Option<Item>) -> Result<(Vec<Webhook>, Option<Item>), StoreError> {
+    pub async fn list_webhooks(
+        &self,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<(Vec<Webhook>, Option<Item>), StoreError> {
         let QueryPage { items, next } = self
             .query_page(
                 KeyCondition {

@@ -67,7 +67,10 @@ impl MailSink {
         self.child = Some(child);
         let started = Instant::now();
         while tokio::net::TcpStream::connect(&listen).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "aiosmtpd did not start on {listen}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "aiosmtpd did not start on {listen}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -108,7 +111,11 @@ for sub in ("new", "cur"):
             .arg(&self.dir)
             .output()
             .expect("python runs");
-        assert!(out.status.success(), "reading the maildir: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "reading the maildir: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("mail JSON"))
@@ -158,7 +165,10 @@ pub fn notifier(store: &Store, smtp_port: u16, cfg: NotifierConfig) -> Notifier<
 pub async fn drain(n: &Notifier<Smtp>) {
     let mut idle = 0;
     for _ in 0..50 {
-        let pass = n.run_once(time::OffsetDateTime::now_utc()).await.expect("notifier pass");
+        let pass = n
+            .run_once(time::OffsetDateTime::now_utc())
+            .await
+            .expect("notifier pass");
         if pass.is_idle() {
             idle += 1;
             if idle == 2 {
@@ -204,7 +214,9 @@ impl Receiver {
         let record = got.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut conn, _)) = listener.accept().await else { return };
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
                 let record = record.clone();
                 let extra = extra.clone();
                 tokio::spawn(async move {
@@ -222,7 +234,8 @@ impl Receiver {
                                 .lines()
                                 .find_map(|l| {
                                     let (k, v) = l.split_once(':')?;
-                                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse::<usize>().ok())?
                                 })
                                 .unwrap_or(0);
                             break (end + 4, length);
@@ -243,7 +256,10 @@ impl Receiver {
                         .unwrap_or_default()
                         .to_string();
                     let headers = lines
-                        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+                        .filter_map(|l| {
+                            l.split_once(':')
+                                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        })
                         .collect();
                     let body = buf[head_end..(head_end + length).min(buf.len())].to_vec();
                     record.lock().unwrap().push(Received { path, headers, body });
