@@ -314,7 +314,7 @@ impl<M: Mailer> Notifier<M> {
                         );
                         HookFailure::Disable {
                             seen: h.consecutive_failures,
-                            notice: notify::webhook_disabled(h.id, &h.url, &why, &done_at),
+                            notice: Box::new(notify::webhook_disabled(h.id, &h.url, &why, &done_at)),
                         }
                     } else {
                         HookFailure::Count {

@@ -170,7 +170,7 @@ pub enum DeliveryEnd<'a> {
 #[derive(Debug, Clone)]
 pub enum HookFailure {
     Count { seen: u32 },
-    Disable { seen: u32, notice: Notice },
+    Disable { seen: u32, notice: Box<Notice> },
 }
 
 /// A registered webhook. The secret is stored to sign deliveries and never returned
