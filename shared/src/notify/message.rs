@@ -69,18 +69,23 @@ pub fn summary(kind: Kind, facts: &Facts) -> (String, Vec<String>) {
             format!("[SSI] {label} is now ready")
         }
         Kind::RequestFailed => {
-            let what = match facts.operation {
-                Some(crate::model::JobOperation::Destroy) => "The deletion of",
-                Some(crate::model::JobOperation::Rotate) => "The credentials rotation of",
-                _ => "Provisioning of",
+            let (what, short) = match facts.operation {
+                Some(crate::model::JobOperation::Destroy) => ("The deletion of", "deletion"),
+                Some(crate::model::JobOperation::Rotate) => ("The credentials rotation of", "credentials rotation"),
+                _ => ("Provisioning of", ""),
             };
             lines.push(format!(
                 "{what} your request {label} failed and will not be tried again until an admin retries it."
             ));
-            format!(
-                "[SSI] {label} is now {}",
-                if status.is_empty() { "failed" } else { status }
-            )
+            if short.is_empty() {
+                format!(
+                    "[SSI] {label} is now {}",
+                    if status.is_empty() { "failed" } else { status }
+                )
+            } else {
+                // The request keeps its status (ready, deleting): say what failed.
+                format!("[SSI] {label}: {short} failed (now {status})")
+            }
         }
         Kind::RequestDeleted => {
             lines.push(format!("The resource of your request {label} was deleted."));
@@ -179,6 +184,23 @@ mod tests {
         // HTML is escaped.
         assert!(m.html.contains("&lt;script&gt;"), "{}", m.html);
         assert!(!m.html.contains("<script>"));
+    }
+
+    #[test]
+    fn a_failed_rotation_or_deletion_says_so_in_the_subject() {
+        let mut f = facts();
+        f.status = Some(RequestStatus::Deleting);
+        f.operation = Some(crate::model::JobOperation::Destroy);
+        assert_eq!(
+            render(Kind::RequestFailed, &f, "x").subject,
+            "[SSI] postgres \"orders-db\": deletion failed (now deleting)"
+        );
+        f.status = Some(RequestStatus::Failed);
+        f.operation = Some(crate::model::JobOperation::Apply);
+        assert_eq!(
+            render(Kind::RequestFailed, &f, "x").subject,
+            "[SSI] postgres \"orders-db\" is now failed"
+        );
     }
 
     #[test]
