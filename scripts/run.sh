@@ -14,7 +14,9 @@
 # 5. creates the table from template.yaml (ssi-admin create-table, idempotent);
 # 6. when both ADMIN_EMAIL and ADMIN_PASSWORD are set, creates that admin;
 # 7. installs the provisioning tools when missing (scripts/provision-tools.sh), starts
-#    PostgreSQL, MariaDB, Redis and moto, and the runner (`ssi-runner worker`);
+#    PostgreSQL, MariaDB, Redis and moto, a local mail sink (aiosmtpd, each message a
+#    file under .local/mail/<run>/new/), and the runner (`ssi-runner worker`), which
+#    also delivers notifications to that sink;
 # 8. runs the dev server in the foreground. Ctrl-C stops all of it.
 #
 # Two copies can run side by side with different PORT and DYNAMODB_PORT.
@@ -35,6 +37,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 DEV_PID=
 RUNNER_PID=
+MAIL_PID=
 # shellcheck disable=SC2317 # invoked by the traps below
 cleanup() {
     if [[ -n $DEV_PID ]]; then
@@ -45,6 +48,10 @@ cleanup() {
     if [[ -n $RUNNER_PID ]]; then
         ddb_kill_wait "$RUNNER_PID" 30
         RUNNER_PID=
+    fi
+    if [[ -n $MAIL_PID ]]; then
+        ddb_kill_wait "$MAIL_PID" 10
+        MAIL_PID=
     fi
     pt_stop_all
     ddb_stop
@@ -163,11 +170,24 @@ pt_start_postgres "$(pt_free_port)"
 pt_start_mariadb "$(pt_free_port)"
 pt_start_redis "$(pt_free_port)"
 pt_start_moto "$(pt_free_port)"
-step "Runner (ssi-runner worker): applies approved requests; state in .local/terraform/state"
+# Notifications: a local SMTP sink (aiosmtpd, pinned in requirements-provision.txt)
+# that saves each message as a file; its directory must not exist beforehand.
+SMTP_PORT=$(pt_free_port)
+MAIL_DIR="$ROOT/.local/mail/$(date -u +%Y%m%dT%H%M%SZ)-$$"
+mkdir -p "$ROOT/.local/mail"
+step "Mail sink on 127.0.0.1:$SMTP_PORT: each notification is a file in ${MAIL_DIR#"$ROOT"/}/new/"
+"$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAIL_DIR" &
+MAIL_PID=$!
+ln -sfn "$MAIL_DIR" "$ROOT/.local/mail/latest"
+# The local configuration: webhooks may be http:// to loopback (never set in AWS).
+export WEBHOOK_ALLOW_LOOPBACK=true
+export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}
+step "Runner (ssi-runner worker): applies approved requests (state in .local/terraform/state) and sends notifications"
 # In a subshell, so that only the runner gets the engines' admin connections.
 (
     pt_env
     export TERRAFORM_BIN="$VENV/bin/terraform" TF_PLUGIN_DIR="$SSI_TF_PLUGIN_DIR" AWS_ENDPOINT_URL="$SSI_AWS_ENDPOINT"
+    export SMTP_PORT
     exec "$bin/ssi-runner" worker
 ) &
 RUNNER_PID=$!

@@ -34,6 +34,9 @@ pub struct Config {
     /// `KMS_SECRET_ACCESS_KEY`: moto's decrypt-only user); unset on AWS, where the
     /// function's role is used.
     pub kms_key_pair: Option<(String, SecretString)>,
+    /// Webhooks may be `http://` to a loopback address (`WEBHOOK_ALLOW_LOOPBACK=true`):
+    /// the local configuration only (`make run`, the tests); never set in AWS.
+    pub webhook_allow_loopback: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,7 @@ impl Config {
             kms_key_id: get("KMS_KEY_ID"),
             kms_endpoint: get("KMS_ENDPOINT"),
             kms_key_pair: get("KMS_ACCESS_KEY_ID").zip(get("KMS_SECRET_ACCESS_KEY").map(SecretString::from)),
+            webhook_allow_loopback: get("WEBHOOK_ALLOW_LOOPBACK").is_some_and(|v| v.trim() == "true"),
         })
     }
 }

@@ -31,6 +31,8 @@ pub struct Sweep {
     pub cancelled: Vec<uuid::Uuid>,
     /// Left for a later sweep (an apply or a rotation under way).
     pub waiting: usize,
+    /// Requesters warned that their request expires soon (notifications).
+    pub warned: Vec<uuid::Uuid>,
 }
 
 /// How long the sweep waits before it looks again at an expiry it could not act on.
@@ -40,6 +42,11 @@ pub const LOOK_AGAIN_AFTER: time::Duration = time::Duration::minutes(1);
 /// stored), at most [`SWEEP_LIMIT`] of them.
 pub async fn sweep(store: &Store, now: &str) -> Result<Sweep, StoreError> {
     let mut done = Sweep::default();
+    // A warning that cannot be written now must not hold up the expiries.
+    match warn(store, now).await {
+        Ok(warned) => done.warned = warned,
+        Err(e) => tracing::warn!(error = %e, "could not write expiry warnings"),
+    }
     let later = parse_timestamp(now).map_or_else(|| now.to_string(), |t| format_timestamp(t + LOOK_AGAIN_AFTER));
     for (id, due_at) in store.due_expiries(now, SWEEP_LIMIT).await? {
         let Some(request) = store.get_request(id).await? else {
@@ -107,4 +114,24 @@ pub async fn sweep(store: &Store, now: &str) -> Result<Sweep, StoreError> {
         }
     }
     Ok(done)
+}
+
+/// Writes the expiry warnings due at `now` into the outbox ([`crate::notify`]): each
+/// marker is removed in the same transaction as its notice is written, on the
+/// condition that it is the one read, so each warning is written once even when
+/// sweeps race, and an extension (which moves the marker) wins. Returns the requests
+/// whose requester was warned.
+pub async fn warn(store: &Store, now: &str) -> Result<Vec<uuid::Uuid>, StoreError> {
+    let mut warned = Vec::new();
+    for (id, due_at) in store.due_expiry_warnings(now, SWEEP_LIMIT).await? {
+        let notice = store
+            .get_request(id)
+            .await?
+            .and_then(|request| crate::notify::expiring(&request, now));
+        if store.settle_expiry_warning(id, &due_at, notice.as_ref()).await? && notice.is_some() {
+            tracing::info!(request_id = %id, "expiry warning written");
+            warned.push(id);
+        }
+    }
+    Ok(warned)
 }

@@ -16,6 +16,7 @@ pub mod expiry;
 pub mod http;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod router;
 pub mod routes;
 pub mod sealing;

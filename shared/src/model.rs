@@ -31,6 +31,10 @@ pub struct User {
     /// when the user's request index has caught up.
     #[serde(default)]
     pub requests_created: u64,
+    /// The notice kinds the user turned off (`PUT /users/me/notifications`); security
+    /// notices are sent whatever this says.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub notifications_off: std::collections::BTreeSet<crate::notify::Kind>,
 }
 
 // Hand-written so the hash can never end up in a log line through `{:?}`.
@@ -72,6 +76,7 @@ impl User {
             updated_at: now.to_string(),
             age_recipient: None,
             requests_created: 0,
+            notifications_off: Default::default(),
         }
     }
 }

@@ -124,6 +124,11 @@ fn expectations(key: &str) -> Option<[u16; 4]> {
         "GET /api/v1/audit" | "GET /api/v1/audit/verify" | "GET /api/v1/audit/export" => [401, 403, 403, 200],
         // Members read their own team's events; the admin is in no team.
         "GET /api/v1/users/me/team/audit" => [401, 200, 200, 404],
+        "GET /api/v1/users/me/notifications" | "PUT /api/v1/users/me/notifications" => [401, 200, 200, 200],
+        "POST /api/v1/webhooks" => [401, 403, 403, 201],
+        "GET /api/v1/webhooks" | "GET /api/v1/admin/notifications" => [401, 403, 403, 200],
+        // No webhook has the target user's id.
+        "DELETE /api/v1/webhooks/{id}" => [401, 403, 403, 404],
         _ => return None,
     })
 }
@@ -154,6 +159,8 @@ fn request(w: &World, path: &str, key: &str, round: usize) -> (String, Option<Va
         }
         "PATCH /api/v1/users/{id}" => Some(json!({ "is_admin": true })),
         "PUT /api/v1/users/me/public-key" => Some(json!({ "age_recipient": AGE_RECIPIENT })),
+        "PUT /api/v1/users/me/notifications" => Some(json!({ "notifications": { "request_ready": false } })),
+        "POST /api/v1/webhooks" => Some(json!({ "url": "http://127.0.0.1:9/hook", "events": ["request_ready"] })),
         "POST /api/v1/teams" => Some(json!({ "name": format!("new team {round}") })),
         "PUT /api/v1/teams/{id}" => Some(json!({ "description": "updated" })),
         "POST /api/v1/teams/{id}/members" => Some(json!({ "user_id": w.target.id })),

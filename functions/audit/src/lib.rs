@@ -45,7 +45,7 @@ struct AuditQuery {
     actor: Option<String>,
     /// An action name, e.g. `request.approved`.
     action: Option<String>,
-    /// `user`, `team`, `request`, `policy`, `account` or `source`.
+    /// `user`, `team`, `request`, `policy`, `webhook`, `account` or `source`.
     target_type: Option<String>,
     target_id: Option<String>,
     /// Only this team's events (admins' list only).
@@ -65,7 +65,7 @@ struct TeamAuditQuery {
     actor: Option<String>,
     /// An action name, e.g. `request.approved`.
     action: Option<String>,
-    /// `user`, `team`, `request`, `policy`, `account` or `source`.
+    /// `user`, `team`, `request`, `policy`, `webhook`, `account` or `source`.
     target_type: Option<String>,
     target_id: Option<String>,
     /// Events at or after this time (RFC 3339).
@@ -77,7 +77,7 @@ struct TeamAuditQuery {
 /// The most bytes of events one export answer carries (Lambda answers at most 6 MB).
 pub const MAX_EXPORT_BYTES: usize = 5 * 1024 * 1024;
 
-const TARGET_TYPES: &[&str] = &["user", "team", "request", "policy", "account", "source"];
+const TARGET_TYPES: &[&str] = &["user", "team", "request", "policy", "webhook", "account", "source"];
 
 fn time_param(ctx: &Ctx, name: &str) -> Result<Option<String>, ApiError> {
     http::query_param(&ctx.req, name)

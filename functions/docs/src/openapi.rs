@@ -37,6 +37,7 @@ use utoipa::{
         (name = "teams", description = "Team management (admins)"),
         (name = "requests", description = "The resource catalog, requests and their review"),
         (name = "audit", description = "The audit log: every change and every credentials read, hash-chained"),
+        (name = "notifications", description = "My notification settings; webhooks and failed notifications (admins)"),
         (name = "meta", description = "Health and documentation"),
     )
 )]

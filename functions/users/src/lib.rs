@@ -1,4 +1,8 @@
-//! The `users` function: my password, my team, and admin user management.
+//! The `users` function: my password, my team, my notification settings, admin user
+//! management, and the admins' webhooks and failed notifications
+//! ([`notifications`]).
+
+pub mod notifications;
 
 use serde::Deserialize;
 use shared::{
@@ -31,7 +35,13 @@ use uuid::Uuid;
     update_user,
     delete_user,
     set_public_key,
-    delete_public_key
+    delete_public_key,
+    notifications::get_preferences,
+    notifications::set_preferences,
+    notifications::create_webhook,
+    notifications::list_webhooks,
+    notifications::delete_webhook,
+    notifications::failed_notifications
 ))]
 pub struct ApiDoc;
 
@@ -47,6 +57,12 @@ pub fn router() -> Router {
         .route("DELETE /api/v1/users/{id}", delete_user)
         .route("PUT /api/v1/users/me/public-key", set_public_key)
         .route("DELETE /api/v1/users/me/public-key", delete_public_key)
+        .route("GET /api/v1/users/me/notifications", notifications::get_preferences)
+        .route("PUT /api/v1/users/me/notifications", notifications::set_preferences)
+        .route("POST /api/v1/webhooks", notifications::create_webhook)
+        .route("GET /api/v1/webhooks", notifications::list_webhooks)
+        .route("DELETE /api/v1/webhooks/{id}", notifications::delete_webhook)
+        .route("GET /api/v1/admin/notifications", notifications::failed_notifications)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,7 +1,8 @@
 //! `ssi-runner`: the provisioning runner.
 //!
 //! ```text
-//! ssi-runner worker                     run due jobs until SIGINT/SIGTERM (local stack)
+//! ssi-runner worker                     run due jobs until SIGINT/SIGTERM (local stack);
+//!                                       with SMTP_PORT set, also deliver notifications
 //! ssi-runner run-job --request-id ID    run one job, then exit (a CodeBuild build)
 //! ssi-runner orphans [--json]           list orphaned states and resources, and
 //!                                       requests whose state is missing (read-only);
@@ -62,7 +63,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runner = Runner::from_config(cfg).await;
+    let mut runner = Runner::from_config(cfg).await;
+    // Locally (`SMTP_PORT` set), the worker loop also delivers notifications.
+    if args.first().map(String::as_str) == Some("worker") {
+        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match notifier_function::smtp_from_lookup(runner.store().clone(), get) {
+            Ok(Some(notifier)) => runner = runner.with_notifier(notifier),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("ssi-runner: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

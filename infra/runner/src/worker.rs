@@ -54,6 +54,9 @@ pub struct Runner {
     store: Store,
     vault: Vault,
     owner: String,
+    /// Locally, the notifier (SMTP to the local sink) that runs beside the jobs in
+    /// [`Runner::work`]; in AWS the `notifier` function does this.
+    notifier: Option<Arc<notifier_function::Notifier<notifier_function::Smtp>>>,
 }
 
 impl Runner {
@@ -68,7 +71,14 @@ impl Runner {
             store,
             vault,
             owner,
+            notifier: None,
         }
+    }
+
+    /// The worker loop also delivers notifications, with `notifier`.
+    pub fn with_notifier(mut self, notifier: notifier_function::Notifier<notifier_function::Smtp>) -> Self {
+        self.notifier = Some(Arc::new(notifier));
+        self
     }
 
     /// A runner over the table and the KMS key its configuration names.
@@ -223,6 +233,12 @@ impl Runner {
         let mut running: JoinSet<Uuid> = JoinSet::new();
         let mut active: HashSet<Uuid> = HashSet::new();
         tracing::info!(owner = %self.owner, concurrency = self.cfg.concurrency, "worker started");
+        // Notifications go out beside the jobs, in their own task: a mail server that
+        // is down delays mail only, never a job.
+        let notifier = self.notifier.clone().map(|n| {
+            let stop = stop.clone();
+            tokio::spawn(async move { n.work(stop).await })
+        });
         loop {
             while let Some(done) = running.try_join_next() {
                 if let Ok(id) = done {
@@ -275,6 +291,9 @@ impl Runner {
             }
         }
         while running.join_next().await.is_some() {}
+        if let Some(notifier) = notifier {
+            let _ = notifier.await;
+        }
         tracing::info!(owner = %self.owner, "worker stopped");
     }
 }

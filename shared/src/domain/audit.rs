@@ -42,6 +42,10 @@ pub enum Action {
     BudgetRemoved,
     PolicyCreated,
     PolicyDeleted,
+    NotificationsChanged,
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookDisabled,
     RequestSubmitted,
     RequestCancelled,
     RequestApproved,
@@ -60,7 +64,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 39] = [
         Self::UserRegistered,
         Self::UserCreated,
         Self::LoginSucceeded,
@@ -81,6 +85,10 @@ impl Action {
         Self::BudgetRemoved,
         Self::PolicyCreated,
         Self::PolicyDeleted,
+        Self::NotificationsChanged,
+        Self::WebhookCreated,
+        Self::WebhookDeleted,
+        Self::WebhookDisabled,
         Self::RequestSubmitted,
         Self::RequestCancelled,
         Self::RequestApproved,
@@ -120,6 +128,10 @@ impl Action {
             Self::BudgetRemoved => "team.budget_removed",
             Self::PolicyCreated => "policy.created",
             Self::PolicyDeleted => "policy.deleted",
+            Self::NotificationsChanged => "user.notifications_changed",
+            Self::WebhookCreated => "webhook.created",
+            Self::WebhookDeleted => "webhook.deleted",
+            Self::WebhookDisabled => "webhook.disabled",
             Self::RequestSubmitted => "request.submitted",
             Self::RequestCancelled => "request.cancelled",
             Self::RequestApproved => "request.approved",
@@ -212,7 +224,7 @@ impl Origin {
 /// What an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Target {
-    /// `user`, `team`, `request`, `policy`, `account` (a normalised email, for logins that name
+    /// `user`, `team`, `request`, `policy`, `webhook`, `account` (a normalised email, for logins that name
     /// no user or are throttled) or `source` (a caller's address).
     #[serde(rename = "type")]
     pub kind: String,
@@ -235,6 +247,12 @@ impl Target {
     pub fn policy(id: Uuid) -> Self {
         Self {
             kind: "policy".into(),
+            id: id.to_string(),
+        }
+    }
+    pub fn webhook(id: Uuid) -> Self {
+        Self {
+            kind: "webhook".into(),
             id: id.to_string(),
         }
     }

@@ -16,6 +16,7 @@ use crate::{
         CredentialsInfo, JobLog, JobOperation, JobStatus, ProvisioningInfo, ProvisioningJob, RequestStatus,
         ResourceRequest, Transition,
     },
+    notify,
     vault::SealedCredentials,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -531,6 +532,16 @@ impl Store {
             update.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
         tx = tx.update(&keys::request(request.id), &update, Some("#status = :from"), expr)?;
+        // Notifications: the requester hears how it ended (docs/notifications.md).
+        let end = match outcome {
+            RunOutcome::Succeeded { .. } => notify::RunEnd::Succeeded,
+            RunOutcome::Destroyed => notify::RunEnd::Destroyed,
+            RunOutcome::Failed { retry_at: Some(_), .. } => notify::RunEnd::RetryScheduled,
+            RunOutcome::Failed { error, retry_at: None } => notify::RunEnd::GaveUp { error },
+        };
+        if let Some(notice) = notify::on_outcome(request, operation, end, now) {
+            tx = super::outbox::append_notice(tx, &notice)?;
+        }
         let tx = tx.audit(outcome_event(claimed, outcome, request_status, now));
         match self.commit(tx).await {
             Ok(()) => Ok(true),
@@ -653,6 +664,11 @@ impl Store {
                         .value(":info", attr(&info)?)
                         .value(":step", attr(&vec![step])?),
                 )?;
+                // Notifications: the requester hears that it failed.
+                let end = notify::RunEnd::GaveUp { error: reason };
+                if let Some(notice) = notify::on_outcome(&request, job.operation, end, now) {
+                    tx = super::outbox::append_notice(tx, &notice)?;
+                }
             }
         }
         match self.commit(tx).await {

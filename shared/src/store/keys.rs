@@ -20,6 +20,10 @@
 //! | audit event     | `AUDIT`                    | `EVENT#<at>#<seq>` |         |                               |
 //! | audit head      | `META#AUDITHEAD`           | same               |         |                               |
 //! | approval policy | `POLICIES`                 | `POLICY#<id>`      |         |                               |
+//! | expiry warning  | `EXPIRYWARN#<request id>`  | same               | `EXPIRYWARNINGS` | `EXPIRYWARN#<warn_at>#<request id>` |
+//! | outbox notice   | `OUTBOX#<notice id>`       | `NOTICE`           | `OUTBOX#pending` (until expanded) | `OUTBOX#<created_at>#<notice id>#NOTICE` |
+//! | outbox delivery | `OUTBOX#<notice id>`       | `TO#<channel>#<recipient id>` | `OUTBOX#pending` / `OUTBOX#failed` (none once sent) | `OUTBOX#<due_at>#<notice id>#<SK>` |
+//! | webhook         | `WEBHOOK#<id>`             | same               | `WEBHOOKS` | `WEBHOOK#<created_at>#<id>`   |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
 //! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`. Audit
@@ -53,6 +57,9 @@ pub const CREDENTIALS: &str = "CREDS";
 pub const EXPIRY: &str = "EXPIRY";
 pub const AUDIT: &str = "AUDIT";
 pub const POLICY: &str = "POLICY";
+pub const EXPIRY_WARNING: &str = "EXPIRYWARN";
+pub const OUTBOX: &str = "OUTBOX";
+pub const WEBHOOK: &str = "WEBHOOK";
 
 /// A key pair `(PK, SK)`.
 pub type Key = (String, String);
@@ -212,6 +219,73 @@ pub fn expiries_before(at: &str) -> String {
     format!("{EXPIRY}#{at}#")
 }
 
+/// The warning sent to a requester before their request expires (see
+/// [`crate::notify::EXPIRY_WARNING`]), indexed by when it is due.
+pub fn expiry_warning(request_id: Uuid) -> Key {
+    same(format!("{EXPIRY_WARNING}#{request_id}"))
+}
+
+pub const EXPIRY_WARNINGS_PK: &str = "EXPIRYWARNINGS";
+
+pub fn expiry_warnings_index(warn_at: &str, request_id: Uuid) -> Key {
+    (
+        EXPIRY_WARNINGS_PK.to_string(),
+        format!("{EXPIRY_WARNING}#{warn_at}#{request_id}"),
+    )
+}
+
+/// Sort key bound in the expiry-warning partition for everything due before `at`.
+pub fn expiry_warnings_before(at: &str) -> String {
+    format!("{EXPIRY_WARNING}#{at}#")
+}
+
+pub fn outbox_pk(notice_id: Uuid) -> String {
+    format!("{OUTBOX}#{notice_id}")
+}
+
+pub const OUTBOX_NOTICE_SK: &str = "NOTICE";
+
+/// A notice in the outbox, as its cause's transaction writes it.
+pub fn outbox_notice(notice_id: Uuid) -> Key {
+    (outbox_pk(notice_id), OUTBOX_NOTICE_SK.to_string())
+}
+
+/// One delivery of a notice: to one user by mail (`channel` `email`, recipient the
+/// user id) or to one webhook (`webhook`, the hook's id).
+pub fn outbox_delivery(notice_id: Uuid, channel: &str, recipient: Uuid) -> Key {
+    (outbox_pk(notice_id), format!("TO#{channel}#{recipient}"))
+}
+
+/// GSI1 partition of the outbox items in one state: `pending` (due or leased, for the
+/// notifier) or `failed` (given up, for admins).
+pub fn outbox_by_state_pk(state: &str) -> String {
+    format!("{OUTBOX}#{state}")
+}
+
+/// An outbox item's place in its state partition: by `at` (due time, lease end, or
+/// when it failed).
+pub fn outbox_by_state(state: &str, at: &str, key: &Key) -> Key {
+    (
+        outbox_by_state_pk(state),
+        format!("{OUTBOX}#{at}#{}#{}", key.0.trim_start_matches("OUTBOX#"), key.1),
+    )
+}
+
+/// Sort key bound in an outbox state partition for everything due before `at`.
+pub fn outbox_before(at: &str) -> String {
+    format!("{OUTBOX}#{at}#")
+}
+
+pub fn webhook(id: Uuid) -> Key {
+    same(format!("{WEBHOOK}#{id}"))
+}
+
+pub const WEBHOOKS_INDEX_PK: &str = "WEBHOOKS";
+
+pub fn webhooks_index(created_at: &str, id: Uuid) -> Key {
+    (WEBHOOKS_INDEX_PK.into(), format!("{WEBHOOK}#{created_at}#{id}"))
+}
+
 pub fn job_log_pk(request_id: Uuid) -> String {
     format!("{JOB_LOG}#{request_id}")
 }
@@ -302,6 +376,19 @@ mod tests {
         assert_eq!(expiry(id).0, format!("EXPIRY#{id}"));
         assert!(expiries_index("2026-01-01T00:00:00.000000Z", id).1 < expiries_before("2026-01-01T00:00:00.000001Z"));
         assert_eq!(requests_by_status("pending", "t", id).0, "REQSTATUS#pending");
+        assert_eq!(expiry_warning(id).0, format!("EXPIRYWARN#{id}"));
+        assert!(
+            expiry_warnings_index("2026-01-01T00:00:00.000000Z", id).1
+                < expiry_warnings_before("2026-01-01T00:00:00.000001Z")
+        );
+        assert_eq!(outbox_notice(id), (format!("OUTBOX#{id}"), "NOTICE".into()));
+        assert_eq!(outbox_delivery(id, "email", id).1, format!("TO#email#{id}"));
+        let at = "2026-01-01T00:00:00.000000Z";
+        let placed = outbox_by_state("pending", at, &outbox_delivery(id, "email", id));
+        assert_eq!(placed.0, "OUTBOX#pending");
+        assert_eq!(placed.1, format!("OUTBOX#{at}#{id}#TO#email#{id}"));
+        assert!(placed.1 < outbox_before("2026-01-01T00:00:00.000001Z"));
+        assert_eq!(webhook(id).0, format!("WEBHOOK#{id}"));
         assert_eq!(requests_by_team(id, "t", id).0, format!("TEAMREQ#{id}"));
         assert_eq!(requests_by_requester(id, "t", id).1, format!("REQUEST#t#{id}"));
         assert_eq!(audit_event("t", 42).1, "EVENT#t#000000000042");

@@ -5,6 +5,7 @@ mod audit;
 mod jobs;
 pub mod keys;
 mod login;
+pub mod outbox;
 mod policies;
 mod requests;
 mod teams;

@@ -103,6 +103,12 @@ fn creation_items<'a>(tx: Tx<'a>, request: &ResourceRequest) -> Result<Tx<'a>, S
     if let Some(at) = &request.expires_at {
         tx = tx.put(expiry_item(request.id, at)?, None, Expr::new())?;
     }
+    // Notifications (docs/notifications.md): the admins hear of it, and the
+    // requester is warned before it expires.
+    tx = super::outbox::append_notice(tx, &crate::notify::submitted(request))?;
+    if let Some(at) = &request.expires_at {
+        tx = super::outbox::put_expiry_warning(tx, request.id, at)?;
+    }
     Ok(tx)
 }
 
@@ -177,6 +183,10 @@ pub(super) fn transition_items<'a>(
             Expr::new().value(":id", s(request.id.to_string())),
         )?;
     }
+    // Notifications: the notice this move brings, if any (docs/notifications.md).
+    if let Some(notice) = crate::notify::on_transition(request, to, planned.step.comment.as_deref(), now) {
+        tx = super::outbox::append_notice(tx, &notice)?;
+    }
     Ok(tx)
 }
 
@@ -229,6 +239,12 @@ impl Store {
             .audit(approval);
         if let Some(job) = &planned.job {
             tx = tx.put_new(super::jobs::job_item(job)?)?;
+        }
+        // The requester hears of the approval, as for an admin's.
+        if let Some(notice) =
+            crate::notify::on_transition(pending, planned.to, planned.step.comment.as_deref(), &planned.step.at)
+        {
+            tx = super::outbox::append_notice(tx, &notice)?;
         }
         let policy_check = tx.items.len();
         let (key, condition, expr) = super::policies::still_exists(policy);
@@ -345,6 +361,8 @@ impl Store {
                     .team(Some(request.team_id))
                     .changed("expires_at", &request.expires_at, expires_at),
             );
+        // Notifications: the warning moves with the expiry.
+        let tx = super::outbox::put_expiry_warning(tx, request.id, expires_at)?;
         match self.commit(tx).await {
             Ok(()) => {
                 let mut updated = request.clone();

@@ -201,11 +201,13 @@ impl Store {
                     .event(Action::PasswordChanged, Target::user(user.id))
                     .team(user.team_id),
             );
-        self.commit(tx).await.map_err(|e| match e {
-            e if e.is_condition_failed() => ApiError::Unauthorized("the token has been revoked".into()),
-            e => e.into(),
-        })?;
-        Ok(())
+        // Notifications: a security notice to the user (docs/notifications.md).
+        let tx = super::outbox::append_notice(tx, &crate::notify::password_changed(user.id, now))?;
+        match self.commit(tx).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.failed_at(0) => Err(ApiError::Unauthorized("the token has been revoked".into())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Promotes or demotes a user. The admin counter moves in the same transaction and

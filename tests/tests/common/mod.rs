@@ -3,6 +3,7 @@
 //! serving it on an OS-chosen loopback port — so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod notify;
 pub mod provision;
 
 use reqwest::{Method, StatusCode};
@@ -96,6 +97,8 @@ pub fn test_config_at(table: &str, audience: &str, endpoint: &str) -> Config {
         "DYNAMODB_ENDPOINT" => Some(endpoint.clone()),
         "JWT_SECRET" => Some("test-only-key-0123456789abcdef-0123456789abcdef".into()),
         "JWT_AUDIENCE" => Some(audience.clone()),
+        // The local configuration: webhooks to the tests' own receivers on loopback.
+        "WEBHOOK_ALLOW_LOOPBACK" => Some("true".into()),
         // The credentials key in moto, when `make test` started it.
         // With the API's own decrypt-only user (KMS_ACCESS_KEY_ID, …), as in `make run`.
         "KMS_KEY_ID" | "KMS_ENDPOINT" | "KMS_ACCESS_KEY_ID" | "KMS_SECRET_ACCESS_KEY" => std::env::var(k).ok(),
@@ -119,17 +122,23 @@ impl TestApp {
 
     /// A test app against the DynamoDB at `endpoint` (the fault tests run their own).
     pub async fn spawn_at(endpoint: &str) -> Self {
-        Self::spawn_with_clock(endpoint, time::OffsetDateTime::now_utc()).await
+        Self::spawn_with_clock(endpoint, time::OffsetDateTime::now_utc(), |_| {}).await
     }
 
     /// A test app whose manual clock starts at `start` (months and their boundaries).
     pub async fn spawn_at_time(start: time::OffsetDateTime) -> Self {
-        Self::spawn_with_clock(&endpoint(), start).await
+        Self::spawn_with_clock(&endpoint(), start, |_| {}).await
     }
 
-    async fn spawn_with_clock(endpoint: &str, start: time::OffsetDateTime) -> Self {
+    /// A test app whose configuration `tweak` changes first.
+    pub async fn spawn_with(endpoint: &str, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_clock(endpoint, time::OffsetDateTime::now_utc(), tweak).await
+    }
+
+    async fn spawn_with_clock(endpoint: &str, start: time::OffsetDateTime, tweak: impl FnOnce(&mut Config)) -> Self {
         let table = format!("test-{}", uuid::Uuid::new_v4());
-        let config = test_config_at(&table, "ssi-api", endpoint);
+        let mut config = test_config_at(&table, "ssi-api", endpoint);
+        tweak(&mut config);
         let clock = Clock::manual(start);
         let app = build_app(config, clock.clone()).await;
         devserver::table::create_from_template(app.store.client(), &table, &devserver::template::default_path())

@@ -315,7 +315,13 @@ pub async fn child_worker_main() {
     shared::logging::init();
     let cfg = RunnerConfig::from_env().expect("runner config");
     let (_stop, rx) = watch::channel(false);
-    Runner::from_config(cfg).await.work(rx).await;
+    let mut runner = Runner::from_config(cfg).await;
+    // With SMTP_PORT in the environment, as `ssi-runner worker` does.
+    let get = |name: &str| std::env::var(name).ok();
+    if let Some(notifier) = notifier_function::smtp_from_lookup(runner.store().clone(), get).expect("notifier config") {
+        runner = runner.with_notifier(notifier);
+    }
+    runner.work(rx).await;
 }
 
 /// Starts this test binary's ignored `child_worker_process` test as a worker process
