@@ -866,6 +866,7 @@ async fn an_event_edited_out_of_shape_or_forged_past_the_head_is_found() {
     let (forged, _) = shared::domain::audit::chain(&head, &[forged_event]);
     let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&forged[0]).unwrap();
     item.insert("PK".into(), AttributeValue::S("AUDIT".into()));
+    item.insert("entity_type".into(), AttributeValue::S("AUDIT".into()));
     item.insert(
         "SK".into(),
         AttributeValue::S(format!("EVENT#{}#{:012}", forged[0].at, forged[0].seq)),
@@ -996,8 +997,8 @@ async fn ssi_admin_audit_verify_reports_an_intact_and_a_broken_chain() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, stdout, _) = run();
-    assert_eq!(code, Some(0), "{stdout}");
+    let (code, stdout, stderr) = run();
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
     assert!(stdout.contains(&format!("{} events", events.len())), "{stdout}");
     app.app
         .store
