@@ -571,6 +571,28 @@ async fn a_webhook_that_keeps_failing_is_disabled_and_the_admins_are_told() {
         );
         assert!(told[0].text.contains(&broken.url));
     }
+    // AND the disabling is in the audit log, by the system (the URL's host only)
+    let export = w
+        .app
+        .get("/api/v1/audit/export", Some(&w.admins[0].token))
+        .await
+        .expect(200);
+    let disabled: Vec<Value> = export
+        .text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["action"] == "webhook.disabled" && e["target"]["id"] == hook["id"])
+        .collect();
+    assert_eq!(disabled.len(), 1, "{}", export.text);
+    assert_eq!(disabled[0]["actor"], "system");
+    let created: Vec<Value> = export
+        .text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["action"] == "webhook.created" && e["target"]["id"] == hook["id"])
+        .collect();
+    assert_eq!(created[0]["changes"]["host"], "127.0.0.1", "{:?}", created);
+    assert!(!export.text.contains(&broken.url), "the full URL is not recorded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
