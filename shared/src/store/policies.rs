@@ -20,7 +20,7 @@ impl Store {
             .event(Action::PolicyCreated, Target::policy(policy.id))
             .team(policy.team_id)
             .fact("resource_type", &policy.resource_type)
-            .fact("max_monthly_cost", &policy.max_monthly_cost);
+            .fact("max_monthly_cost", policy.max_monthly_cost);
         self.commit(Tx::new(self).put_new(policy_item(policy)?)?.audit(event))
             .await
     }

@@ -121,7 +121,7 @@ fn submitted(request: &ResourceRequest, origin: &Origin) -> AuditEvent {
         .fact("name", &request.name)
         .fact("parameters", &request.parameters)
         .fact("expires_at", &request.expires_at)
-        .fact("estimated_monthly_cost", &request.estimated_monthly_cost)
+        .fact("estimated_monthly_cost", request.estimated_monthly_cost)
 }
 
 /// Why a creation failed (mapped to an HTTP answer in `error.rs`).

@@ -166,7 +166,7 @@ impl Store {
                 expr.value(":budget", serde_dynamo::to_attribute_value(b)?),
                 origin
                     .event(Action::BudgetSet, Target::team(id))
-                    .fact("monthly_limit", &b.monthly_limit),
+                    .fact("monthly_limit", b.monthly_limit),
             ),
             None => (
                 "SET updated_at = :now REMOVE budget",
