@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod budget_alerts;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -746,3 +746,146 @@ async fn ready_rotated_and_deleted_mails_carry_no_secret() {
 async fn child_worker_process() {
     provision::child_worker_main().await;
 }
+
+/// The runner's apply of an approved request, claimed and finished at `at` (through
+/// the store: spend accrues from that time).
+async fn ready_at(w: &World, id: &str, at: &str) {
+    let store = &w.app.app.store;
+    let rid: uuid::Uuid = id.parse().unwrap();
+    let Claim::Claimed(claimed) = store
+        .claim_job(rid, "runner-test", at, "2099-01-01T00:00:00.000000Z")
+        .await
+        .unwrap()
+    else {
+        panic!("the job of {id} could not be claimed");
+    };
+    let credentials = shared::vault::SealedCredentials {
+        request_id: rid,
+        team_id: claimed.request.team_id,
+        version: 1,
+        issued_at: at.into(),
+        key_id: "test".into(),
+        encrypted_data_key: vec![1],
+        nonce: vec![2],
+        ciphertext: vec![3],
+    };
+    let outcome = RunOutcome::Succeeded {
+        outputs: serde_json::Map::new(),
+        credentials: Box::new(credentials),
+    };
+    assert!(store.finish_job(&claimed, "runner-test", &outcome, at).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_crossing_80_and_100_percent_is_told_once_each_to_the_team_and_the_admins() {
+    // GIVEN a team (two members) whose budget is one s3_bucket's estimate a month
+    let w = world().await;
+    let sink = MailSink::start().await;
+    let n = notifier(&w.app.app.store, sink.port, config(3));
+    let team = w
+        .app
+        .get("/api/v1/users/me/team", Some(&w.member.token))
+        .await
+        .expect(200)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let teammate = w.app.user().await;
+    w.app.add_member(&w.admins[0], &team, &teammate).await.expect(200);
+    let estimate = w
+        .app
+        .get("/api/v1/resource-types", Some(&w.member.token))
+        .await
+        .expect(200);
+    assert!(estimate.text.contains("s3_bucket"));
+    let probe = submit(&w, "probe").await;
+    let probe = w
+        .app
+        .get(&format!("{REQUESTS}/{probe}"), Some(&w.member.token))
+        .await
+        .expect(200)
+        .json();
+    let monthly = probe["estimated_monthly_cost"]["amount"].as_str().unwrap().to_string();
+    w.app
+        .post(
+            &format!("{REQUESTS}/{}/cancel", probe["id"].as_str().unwrap()),
+            Some(&w.member.token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    w.app
+        .put(
+            &format!("/api/v1/teams/{team}/budget"),
+            Some(&w.admins[0].token),
+            json!({ "monthly_limit": { "amount": monthly, "currency": "USD" } }),
+        )
+        .await
+        .expect(200);
+
+    // WHEN a bucket is submitted (the admins' mail carries its estimate and budget),
+    // approved, and ready from the start of January 2027
+    let id = submit(&w, "budgeted").await;
+    w.app
+        .post(&format!("{REQUESTS}/{id}/approve"), Some(&w.admins[0].token), json!({}))
+        .await
+        .expect(200);
+    ready_at(&w, &id, "2027-01-01T00:00:00.000000Z").await;
+    drain(&n).await;
+    let submitted = sink.to(&w.admins[1].email, "\"budgeted\" submitted");
+    assert_eq!(submitted.len(), 1);
+    assert!(
+        submitted[0]
+            .text
+            .contains(&format!("Estimated cost: {monthly} USD a month")),
+        "{}",
+        submitted[0].text
+    );
+    assert!(submitted[0].text.contains("Budget: within"), "{}", submitted[0].text);
+    let store = &w.app.app.store;
+    let at = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+
+    // THEN nothing at 480 hours (66 % of the month's 730-hour rate) …
+    assert!(shared::budget_alerts::sweep(store, at("2027-01-21T00:00:00Z"))
+        .await
+        .unwrap()
+        .is_empty());
+    // … 80 % at 600 hours, once, even when two sweeps race …
+    let (a, b) = tokio::join!(
+        shared::budget_alerts::sweep(store, at("2027-01-26T00:00:00Z")),
+        shared::budget_alerts::sweep(store, at("2027-01-26T00:00:00Z"))
+    );
+    let mut crossed = a.unwrap();
+    crossed.extend(b.unwrap());
+    assert_eq!(crossed, [(team.parse().unwrap(), 80)]);
+    // … and 100 % past 730 hours (80 % is not told again)
+    assert_eq!(
+        shared::budget_alerts::sweep(store, at("2027-01-31T12:00:00Z"))
+            .await
+            .unwrap(),
+        [(team.parse().unwrap(), 100)]
+    );
+    assert!(shared::budget_alerts::sweep(store, at("2027-01-31T13:00:00Z"))
+        .await
+        .unwrap()
+        .is_empty());
+    drain(&n).await;
+    for person in [&w.member, &teammate, &w.admins[0], &w.admins[1]] {
+        for percent in ["80 %", "100 %"] {
+            let told = sink.to(&person.email, &format!("reached {percent} of its budget"));
+            assert_eq!(
+                told.len(),
+                1,
+                "{} {percent}: {:?}",
+                person.email,
+                sink.mails().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()
+            );
+            assert!(told[0].text.contains("2027-01"), "{}", told[0].text);
+        }
+    }
+    assert!(
+        sink.to(&w.outsider.email, "budget").is_empty(),
+        "not the outsider's team"
+    );
+}

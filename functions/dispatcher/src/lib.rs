@@ -114,6 +114,14 @@ pub async fn sweep(
             shared::expiry::Sweep::default()
         }
     };
+    // Nor must a budget check that fails.
+    let budget_notices = match shared::budget_alerts::sweep(store, now).await {
+        Ok(sent) => sent.len(),
+        Err(e) => {
+            tracing::warn!(error = %e, "budget check failed; jobs are re-dispatched anyway");
+            0
+        }
+    };
     let before = format_timestamp(now - REDISPATCH_AFTER);
     let due = store.due_jobs(&before, 100).await?;
     let mut started = 0;
@@ -128,6 +136,7 @@ pub async fn sweep(
         started,
         expired = expired.deleting.len(),
         cancelled = expired.cancelled.len(),
+        budget_notices,
         "sweep done"
     );
     Ok(json!({

@@ -16,6 +16,9 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinSet};
 use uuid::Uuid;
 
+/// How often the worker loop looks for teams whose spend reached a budget threshold.
+const BUDGET_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How a job ended for this runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobResult {
@@ -239,6 +242,8 @@ impl Runner {
             let stop = stop.clone();
             tokio::spawn(async move { n.work(stop).await })
         });
+        // Budget notices need a team-by-team read: once a minute is enough.
+        let mut budgets_checked: Option<std::time::Instant> = None;
         loop {
             while let Some(done) = running.try_join_next() {
                 if let Ok(id) = done {
@@ -260,6 +265,12 @@ impl Runner {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not sweep expired requests"),
+            }
+            if budgets_checked.is_none_or(|at| at.elapsed() >= BUDGET_SWEEP_EVERY) {
+                budgets_checked = Some(std::time::Instant::now());
+                if let Err(e) = shared::budget_alerts::sweep(&self.store, time::OffsetDateTime::now_utc()).await {
+                    tracing::warn!(error = %e, "could not check the teams' budgets");
+                }
             }
             let free = self.cfg.concurrency.saturating_sub(running.len());
             if free > 0 {

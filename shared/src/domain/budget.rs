@@ -25,6 +25,21 @@ pub struct TeamBudget {
     pub monthly_limit: Money,
 }
 
+/// The thresholds of a budget whose reaching is notified, in percent of the limit.
+pub const ALERT_PERCENTS: [u32; 2] = [80, 100];
+
+/// The thresholds of [`ALERT_PERCENTS`] that `spend` has reached against `limit`
+/// (nothing before anything is spent, even on a zero limit).
+pub fn reached(spend: Money, limit: Money) -> Vec<u32> {
+    if spend <= Money::ZERO {
+        return Vec::new();
+    }
+    ALERT_PERCENTS
+        .into_iter()
+        .filter(|p| i128::from(spend.micros()) * 100 >= i128::from(limit.micros()) * i128::from(*p))
+        .collect()
+}
+
 /// Whether a request in this status counts towards its team's committed run-rate.
 pub fn counts_as_committed(status: RequestStatus) -> bool {
     use RequestStatus::*;
@@ -90,6 +105,17 @@ impl BudgetCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_alert_thresholds_are_reached_at_80_and_100_percent_exactly() {
+        let limit = Money::from_micros(500_000_000);
+        assert!(reached(Money::from_micros(399_999_999), limit).is_empty());
+        assert_eq!(reached(Money::from_micros(400_000_000), limit), [80]);
+        assert_eq!(reached(Money::from_micros(499_999_999), limit), [80]);
+        assert_eq!(reached(Money::from_micros(500_000_000), limit), [80, 100]);
+        assert!(reached(Money::ZERO, Money::ZERO).is_empty(), "nothing spent");
+        assert_eq!(reached(Money::from_micros(1), Money::ZERO), [80, 100]);
+    }
     use RequestStatus::*;
 
     fn usd(raw: &str) -> Money {

@@ -52,6 +52,27 @@ pub fn summary(kind: Kind, facts: &Facts) -> (String, Vec<String>) {
     let subject = match kind {
         Kind::RequestSubmitted => {
             lines.push(format!("A new request, {label}, waits for review."));
+            if let Some(cost) = &facts.estimated_monthly_cost {
+                lines.push(format!(
+                    "Estimated cost: {} USD a month (an estimate from list prices).",
+                    cost.amount()
+                ));
+            }
+            match &facts.budget {
+                Some(b) if b.within => lines.push(format!(
+                    "Budget: within the team's {} USD a month ({} committed, {} once approved).",
+                    b.limit.amount(),
+                    b.committed.amount(),
+                    b.after.amount()
+                )),
+                Some(b) => lines.push(format!(
+                    "Budget: OVER the team's {} USD a month ({} committed, {} once approved): approving needs override_budget.",
+                    b.limit.amount(),
+                    b.committed.amount(),
+                    b.after.amount()
+                )),
+                None => {}
+            }
             format!("[SSI] {label} submitted: pending review")
         }
         Kind::RequestApproved => {
@@ -110,6 +131,19 @@ pub fn summary(kind: Kind, facts: &Facts) -> (String, Vec<String>) {
                     .into(),
             );
             "[SSI] Your password was changed".into()
+        }
+        Kind::BudgetThreshold => {
+            let team = facts.team_name.as_deref().unwrap_or("your team");
+            let month = facts.month.as_deref().unwrap_or("this month");
+            let percent = facts.budget_percent.unwrap_or(100);
+            let (spend, limit) = (
+                facts.spend.map(|m| m.amount()).unwrap_or_default(),
+                facts.limit.map(|m| m.amount()).unwrap_or_default(),
+            );
+            lines.push(format!(
+                "The estimated spend of team {team} in {month} is {spend} USD: {percent} % or more of its budget of {limit} USD a month. These are the platform's estimates from list prices; AWS Cost Explorer has the real spend."
+            ));
+            format!("[SSI] Team {team} reached {percent} % of its budget ({month})")
         }
         Kind::WebhookDisabled => {
             let url = facts.webhook_url.as_deref().unwrap_or("(unknown)");

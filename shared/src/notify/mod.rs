@@ -19,7 +19,8 @@ pub mod retry;
 pub mod signature;
 pub mod webhook;
 
-use crate::model::{JobOperation, RequestStatus, ResourceRequest};
+use crate::domain::{budget::BudgetCheck, money::Money};
+use crate::model::{JobOperation, RequestStatus, ResourceRequest, Team};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -53,10 +54,13 @@ pub enum Kind {
     PasswordChanged,
     /// A webhook kept failing and was disabled (to admins).
     WebhookDisabled,
+    /// A team's estimated spend this month reached 80 % or 100 % of its budget (to
+    /// its members and the admins).
+    BudgetThreshold,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Self::RequestSubmitted,
         Self::RequestApproved,
         Self::RequestRejected,
@@ -67,6 +71,7 @@ impl Kind {
         Self::CredentialsRotated,
         Self::PasswordChanged,
         Self::WebhookDisabled,
+        Self::BudgetThreshold,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +86,7 @@ impl Kind {
             Self::CredentialsRotated => "credentials_rotated",
             Self::PasswordChanged => "password_changed",
             Self::WebhookDisabled => "webhook_disabled",
+            Self::BudgetThreshold => "budget_threshold",
         }
     }
 
@@ -109,7 +115,7 @@ pub enum Audience {
     User { user_id: Uuid },
     /// Every admin.
     Admins,
-    /// Every admin and every member of the team (budget notices, a follow-up).
+    /// Every admin and every member of the team (budget notices).
     TeamAndAdmins { team_id: Uuid },
 }
 
@@ -141,6 +147,24 @@ pub struct Facts {
     pub webhook_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// The request's estimated monthly cost (a submission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_cost: Option<Money>,
+    /// What the request does to its team's budget (a submission to a team that has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetCheck>,
+    /// A budget notice: the team's name, the month, the threshold reached (80 or 100),
+    /// the month-to-date spend and the monthly limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_percent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Money>,
 }
 
 impl Facts {
@@ -180,13 +204,31 @@ impl Notice {
     }
 }
 
-/// A request was submitted: the admins review it.
+/// A request was submitted: the admins review it, with its estimate and what it does
+/// to the team's budget.
 pub fn submitted(request: &ResourceRequest) -> Notice {
+    let mut facts = Facts::of_request(request, RequestStatus::Pending);
+    facts.estimated_monthly_cost = request.estimated_monthly_cost;
+    facts.budget = request.budget;
+    Notice::new(Kind::RequestSubmitted, Audience::Admins, facts, &request.created_at)
+}
+
+/// A team's estimated spend in `month` reached `percent` % of its monthly `limit`.
+pub fn budget_threshold(team: &Team, month: &str, percent: u32, spend: Money, limit: Money, now: &str) -> Notice {
+    let facts = Facts {
+        team_id: Some(team.id),
+        team_name: Some(team.name.clone()),
+        month: Some(month.to_string()),
+        budget_percent: Some(percent),
+        spend: Some(spend),
+        limit: Some(limit),
+        ..Facts::default()
+    };
     Notice::new(
-        Kind::RequestSubmitted,
-        Audience::Admins,
-        Facts::of_request(request, RequestStatus::Pending),
-        &request.created_at,
+        Kind::BudgetThreshold,
+        Audience::TeamAndAdmins { team_id: team.id },
+        facts,
+        now,
     )
 }
 

@@ -24,6 +24,7 @@
 //! | outbox notice   | `OUTBOX#<notice id>`       | `NOTICE`           | `OUTBOX#pending` (until expanded) | `OUTBOX#<created_at>#<notice id>#NOTICE` |
 //! | outbox delivery | `OUTBOX#<notice id>`       | `TO#<channel>#<recipient id>` | `OUTBOX#pending` / `OUTBOX#failed` (none once sent) | `OUTBOX#<due_at>#<notice id>#<SK>` |
 //! | webhook         | `WEBHOOK#<id>`             | same               | `WEBHOOKS` | `WEBHOOK#<created_at>#<id>`   |
+//! | budget alert    | `BUDGETALERT#<team>#<month>#<percent>` | same   |         |                               |
 //!
 //! Requests are also indexed by team (GSI2: `TEAMREQ#<team id>`) and by requester
 //! (GSI3: `USERREQ#<user id>`), both sorted by `REQUEST#<created_at>#<id>`. Audit
@@ -58,6 +59,7 @@ pub const EXPIRY: &str = "EXPIRY";
 pub const AUDIT: &str = "AUDIT";
 pub const POLICY: &str = "POLICY";
 pub const EXPIRY_WARNING: &str = "EXPIRYWARN";
+pub const BUDGET_ALERT: &str = "BUDGETALERT";
 pub const OUTBOX: &str = "OUTBOX";
 pub const WEBHOOK: &str = "WEBHOOK";
 
@@ -221,6 +223,11 @@ pub fn expiries_before(at: &str) -> String {
 
 /// The warning sent to a requester before their request expires (see
 /// [`crate::notify::EXPIRY_WARNING`]), indexed by when it is due.
+/// That a team's budget notice for one month and threshold was written (once).
+pub fn budget_alert(team_id: Uuid, month: &str, percent: u32) -> Key {
+    same(format!("{BUDGET_ALERT}#{team_id}#{month}#{percent}"))
+}
+
 pub fn expiry_warning(request_id: Uuid) -> Key {
     same(format!("{EXPIRY_WARNING}#{request_id}"))
 }
@@ -397,6 +404,10 @@ mod tests {
         assert!(audit_event_sk("2026-01-02T00:00:00.000000Z", 999) < to);
         assert!(audit_event_sk("2026-01-02T00:00:00.000001Z", 1) > to);
         assert_eq!(audit_head().0, "META#AUDITHEAD");
+        assert_eq!(
+            budget_alert(id, "2027-03", 80).0,
+            format!("BUDGETALERT#{id}#2027-03#80")
+        );
         assert_eq!(policy(id), ("POLICIES".into(), format!("POLICY#{id}")));
     }
 }

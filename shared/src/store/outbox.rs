@@ -595,6 +595,31 @@ impl Store {
         self.commit(tx).await
     }
 
+    /// Writes a team's budget notice for `month` and `percent` with the marker that it
+    /// was written, in one transaction: `Ok(false)` when it had been already (sweeps
+    /// that race write it once). The marker expires after about 40 days (TTL).
+    pub async fn notify_budget_threshold(
+        &self,
+        notice: &Notice,
+        team_id: Uuid,
+        month: &str,
+        percent: u32,
+        ttl: i64,
+    ) -> Result<bool, StoreError> {
+        let marker = Stored::new(
+            keys::BUDGET_ALERT,
+            keys::budget_alert(team_id, month, percent),
+            BudgetAlertMarker { expires_at: ttl },
+        )
+        .to_item()?;
+        let tx = append_notice(Tx::new(self).put_new(marker)?, notice)?;
+        match self.commit(tx).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_at(0) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Registers a webhook.
     pub async fn create_webhook(&self, hook: &Webhook, origin: &Origin) -> Result<(), StoreError> {
         let item = Stored::new(keys::WEBHOOK, keys::webhook(hook.id), hook)
@@ -728,6 +753,12 @@ impl Store {
             Err(e) => Err(e),
         }
     }
+}
+
+/// That a budget notice was written; `expires_at` is the table's TTL (Unix seconds).
+#[derive(Serialize, Deserialize)]
+struct BudgetAlertMarker {
+    expires_at: i64,
 }
 
 /// The host of a webhook URL, for the audit log.
