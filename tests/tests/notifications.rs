@@ -753,7 +753,8 @@ async fn ready_at(w: &World, id: &str, at: &str) {
     let store = &w.app.app.store;
     let rid: uuid::Uuid = id.parse().unwrap();
     let Claim::Claimed(claimed) = store
-        .claim_job(rid, "runner-test", at, "2099-01-01T00:00:00.000000Z")
+        // Claimed now (the job is due from its approval), finished at `at`.
+        .claim_job(rid, "runner-test", &now(), "2099-01-01T00:00:00.000000Z")
         .await
         .unwrap()
     else {
@@ -824,14 +825,26 @@ async fn a_budget_crossing_80_and_100_percent_is_told_once_each_to_the_team_and_
         .await
         .expect(200);
 
-    // WHEN a bucket is submitted (the admins' mail carries its estimate and budget),
-    // approved, and ready from the start of January 2027
+    // WHEN a bucket is submitted (the admins' mail carries its estimate and budget) and
+    // approved, the budget lowered to 90 % of its estimate, and the bucket ready from
+    // the start of November 2026 (times in the past: the notifier sends what is due)
     let id = submit(&w, "budgeted").await;
     w.app
         .post(&format!("{REQUESTS}/{id}/approve"), Some(&w.admins[0].token), json!({}))
         .await
         .expect(200);
-    ready_at(&w, &id, "2027-01-01T00:00:00.000000Z").await;
+    let (dollars, cents) = monthly.split_once('.').unwrap();
+    let cents: i64 = dollars.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap();
+    let lower = cents * 9 / 10;
+    w.app
+        .put(
+            &format!("/api/v1/teams/{team}/budget"),
+            Some(&w.admins[0].token),
+            json!({ "monthly_limit": { "amount": format!("{}.{:02}", lower / 100, lower % 100), "currency": "USD" } }),
+        )
+        .await
+        .expect(200);
+    ready_at(&w, &id, "2026-11-01T00:00:00.000000Z").await;
     drain(&n).await;
     let submitted = sink.to(&w.admins[1].email, "\"budgeted\" submitted");
     assert_eq!(submitted.len(), 1);
@@ -846,27 +859,28 @@ async fn a_budget_crossing_80_and_100_percent_is_told_once_each_to_the_team_and_
     let store = &w.app.app.store;
     let at = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
 
-    // THEN nothing at 480 hours (66 % of the month's 730-hour rate) …
-    assert!(shared::budget_alerts::sweep(store, at("2027-01-21T00:00:00Z"))
+    // THEN nothing at 456 hours (the lowered limit is reached at about 657 hours of
+    // the 730-hour month rate) …
+    assert!(shared::budget_alerts::sweep(store, at("2026-11-20T00:00:00Z"))
         .await
         .unwrap()
         .is_empty());
-    // … 80 % at 600 hours, once, even when two sweeps race …
+    // … 80 % at 552 hours, once, even when two sweeps race …
     let (a, b) = tokio::join!(
-        shared::budget_alerts::sweep(store, at("2027-01-26T00:00:00Z")),
-        shared::budget_alerts::sweep(store, at("2027-01-26T00:00:00Z"))
+        shared::budget_alerts::sweep(store, at("2026-11-24T00:00:00Z")),
+        shared::budget_alerts::sweep(store, at("2026-11-24T00:00:00Z"))
     );
     let mut crossed = a.unwrap();
     crossed.extend(b.unwrap());
     assert_eq!(crossed, [(team.parse().unwrap(), 80)]);
-    // … and 100 % past 730 hours (80 % is not told again)
+    // … and 100 % at 696 hours (80 % is not told again)
     assert_eq!(
-        shared::budget_alerts::sweep(store, at("2027-01-31T12:00:00Z"))
+        shared::budget_alerts::sweep(store, at("2026-11-30T00:00:00Z"))
             .await
             .unwrap(),
         [(team.parse().unwrap(), 100)]
     );
-    assert!(shared::budget_alerts::sweep(store, at("2027-01-31T13:00:00Z"))
+    assert!(shared::budget_alerts::sweep(store, at("2026-11-30T01:00:00Z"))
         .await
         .unwrap()
         .is_empty());
@@ -881,7 +895,7 @@ async fn a_budget_crossing_80_and_100_percent_is_told_once_each_to_the_team_and_
                 person.email,
                 sink.mails().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()
             );
-            assert!(told[0].text.contains("2027-01"), "{}", told[0].text);
+            assert!(told[0].text.contains("2026-11"), "{}", told[0].text);
         }
     }
     assert!(
