@@ -221,13 +221,6 @@ fn delivery_item(d: &Delivery) -> Result<Item, StoreError> {
     stored.to_item()
 }
 
-/// The expiry-warning marker of a request (see [`keys::expiry_warning`]).
-#[derive(Serialize, Deserialize)]
-struct ExpiryWarningMarker {
-    request_id: Uuid,
-    due_at: String,
-}
-
 /// Appends the (re)placement of a request's expiry warning to a transaction: due
 /// [`crate::notify::EXPIRY_WARNING`] before `expires_at` (at once if that is past).
 pub(crate) fn put_expiry_warning<'a>(tx: Tx<'a>, request_id: Uuid, expires_at: &str) -> Result<Tx<'a>, StoreError> {
@@ -237,7 +230,7 @@ pub(crate) fn put_expiry_warning<'a>(tx: Tx<'a>, request_id: Uuid, expires_at: &
     let item = Stored::new(
         keys::EXPIRY_WARNING,
         keys::expiry_warning(request_id),
-        ExpiryWarningMarker {
+        super::requests::DueMarker {
             request_id,
             due_at: warn_at.clone(),
         },
@@ -709,23 +702,8 @@ impl Store {
 
     /// Expiry warnings due at `now`: (request id, the marker's due time).
     pub async fn due_expiry_warnings(&self, now: &str, limit: usize) -> Result<Vec<(Uuid, String)>, StoreError> {
-        let out = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
-            .expression_attribute_values(":pk", s(keys::EXPIRY_WARNINGS_PK))
-            .expression_attribute_values(":before", s(keys::expiry_warnings_before(&format!("{now}~"))))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(super::classify)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| from_item::<ExpiryWarningMarker>(item).map(|m| (m.request_id, m.due_at)))
-            .collect()
+        let before = keys::expiry_warnings_before(&format!("{now}~"));
+        self.due_markers(keys::EXPIRY_WARNINGS_PK, before, limit).await
     }
 
     /// Sends (into the outbox) the expiry warning of a request, and removes its marker

@@ -26,19 +26,21 @@ struct RequestNameMarker {
 const INDEX_READS: usize = 20;
 const INDEX_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// When a request expires, in the expiry index (see [`keys::expiry`]). The time is
-/// `due_at`, not `expires_at`: that name is the table's TTL attribute (a number there).
+/// Something due for a request at a time, in a GSI1 index sorted by that time: its
+/// expiry (see [`keys::expiry`]) or its expiry warning ([`keys::expiry_warning`]). The
+/// time is `due_at`, not `expires_at`: that name is the table's TTL attribute (a
+/// number there).
 #[derive(Serialize, Deserialize)]
-struct ExpiryMarker {
-    request_id: Uuid,
-    due_at: String,
+pub(super) struct DueMarker {
+    pub request_id: Uuid,
+    pub due_at: String,
 }
 
 fn expiry_item(request_id: Uuid, expires_at: &str) -> Result<Item, StoreError> {
     Stored::new(
         keys::EXPIRY,
         keys::expiry(request_id),
-        ExpiryMarker {
+        DueMarker {
             request_id,
             due_at: expires_at.to_string(),
         },
@@ -266,26 +268,10 @@ impl Store {
     /// requests as the team has counted (`requests_created`), then used as it is. A
     /// request's status there may still lag its latest move by a moment.
     pub async fn team_requests(&self, team: &Team) -> Result<Vec<ResourceRequest>, StoreError> {
-        const READS: usize = 5;
-        let mut all = Vec::new();
-        for read in 0..READS {
-            if read > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            all.clear();
-            let mut start = None;
-            loop {
-                let (page, next) = self.list_requests(RequestList::Team(team.id), None, 100, start).await?;
-                all.extend(page);
-                match next {
-                    Some(next) => start = Some(next),
-                    None => break,
-                }
-            }
-            if all.len() as u64 >= team.requests_created {
-                break;
-            }
-        }
+        let wait = std::time::Duration::from_millis(50);
+        let (all, _caught_up) = self
+            .read_index(RequestList::Team(team.id), team.requests_created, 5, wait)
+            .await?;
         Ok(all)
     }
 
@@ -381,15 +367,27 @@ impl Store {
 
     /// Requests whose expiry is at or before `now`, soonest first, at most `limit`.
     pub async fn due_expiries(&self, now: &str, limit: usize) -> Result<Vec<(Uuid, String)>, StoreError> {
+        // Everything up to and including `now`.
+        let before = keys::expiries_before(&format!("{now}~"));
+        self.due_markers(keys::EXPIRIES_PK, before, limit).await
+    }
+
+    /// The [`DueMarker`]s of the GSI1 partition `pk` that sort before `before`, soonest
+    /// first, at most `limit`: (request id, due time).
+    pub(super) async fn due_markers(
+        &self,
+        pk: &str,
+        before: String,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, String)>, StoreError> {
         let out = self
             .client()
             .query()
             .table_name(self.table())
             .index_name(keys::GSI1)
             .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
-            .expression_attribute_values(":pk", s(keys::EXPIRIES_PK))
-            // Everything up to and including `now`.
-            .expression_attribute_values(":before", s(keys::expiries_before(&format!("{now}~"))))
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":before", s(before))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
@@ -397,7 +395,7 @@ impl Store {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| from_item::<ExpiryMarker>(item).map(|m| (m.request_id, m.due_at)))
+            .map(|item| from_item::<DueMarker>(item).map(|m| (m.request_id, m.due_at)))
             .collect()
     }
 
@@ -454,11 +452,25 @@ impl Store {
         list: RequestList,
         at_least: u64,
     ) -> Result<Option<Vec<ResourceRequest>>, StoreError> {
-        for read in 0..INDEX_READS {
+        let (all, caught_up) = self.read_index(list, at_least, INDEX_READS, INDEX_WAIT).await?;
+        Ok(caught_up.then_some(all))
+    }
+
+    /// Every request of `list` (all pages), read up to `reads` times, `wait` apart,
+    /// until the index holds at least `at_least`; the last read, and whether it did.
+    async fn read_index(
+        &self,
+        list: RequestList,
+        at_least: u64,
+        reads: usize,
+        wait: std::time::Duration,
+    ) -> Result<(Vec<ResourceRequest>, bool), StoreError> {
+        let mut all = Vec::new();
+        for read in 0..reads {
             if read > 0 {
-                tokio::time::sleep(INDEX_WAIT).await;
+                tokio::time::sleep(wait).await;
             }
-            let mut all = Vec::new();
+            all.clear();
             let mut start = None;
             loop {
                 let (page, next) = self.list_requests(list, None, 100, start).await?;
@@ -469,10 +481,10 @@ impl Store {
                 }
             }
             if all.len() as u64 >= at_least {
-                return Ok(Some(all));
+                return Ok((all, true));
             }
         }
-        Ok(None)
+        Ok((all, false))
     }
 
     /// One page of a request list; `status` filters a requester's or team's list.
