@@ -50,11 +50,13 @@ async fn verify(app: &TestApp, token: &str) -> Value {
     app.get("/api/v1/audit/verify", Some(token)).await.expect(200).json()
 }
 
-fn verifier(ndjson: &str) -> std::process::Output {
+/// Runs `scripts/audit-verify.py` with `args` on an export.
+fn verifier_with(ndjson: &str, args: &[&str]) -> std::process::Output {
     use std::io::Write;
     let script = common::provision::repo_root().join("scripts/audit-verify.py");
     let mut child = std::process::Command::new("python3")
         .arg(script)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -67,6 +69,10 @@ fn verifier(ndjson: &str) -> std::process::Output {
         .write_all(ndjson.as_bytes())
         .expect("write");
     child.wait_with_output().expect("verifier ends")
+}
+
+fn verifier(ndjson: &str) -> std::process::Output {
+    verifier_with(ndjson, &[])
 }
 
 /// The raw event items of the table, by `seq`.
@@ -952,26 +958,6 @@ async fn an_event_edited_out_of_shape_or_forged_past_the_head_is_found() {
     app.get("/api/v1/audit", Some(&admin.token)).await.expect(200);
     let (ndjson, _) = export(&app, &admin.token).await;
     assert_eq!(verifier(&ndjson).status.code(), Some(1), "the gap shows");
-}
-
-fn verifier_with(ndjson: &str, args: &[&str]) -> std::process::Output {
-    use std::io::Write;
-    let script = common::provision::repo_root().join("scripts/audit-verify.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(ndjson.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("verifier ends")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

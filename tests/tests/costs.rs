@@ -10,10 +10,7 @@ mod common;
 
 use common::{TestApp, TestUser};
 use serde_json::{json, Value};
-use shared::{
-    store::{Claim, RunOutcome},
-    vault::SealedCredentials,
-};
+use shared::store::{Claim, RunOutcome};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -103,36 +100,9 @@ fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-/// Moves an approved request through the runner's steps at the given times: the
-/// claim (`provisioning`), then a successful apply (`ready`).
+/// Moves an approved request through the runner's steps at the given times.
 async fn make_ready(w: &World, id: &str, claimed_at: &str, ready_at: &str) {
-    let store = &w.app.app.store;
-    let rid: Uuid = id.parse().unwrap();
-    let Claim::Claimed(claimed) = store
-        .claim_job(rid, "runner-test", claimed_at, "2099-01-01T00:00:00.000000Z")
-        .await
-        .unwrap()
-    else {
-        panic!("the job of {id} could not be claimed");
-    };
-    let credentials = SealedCredentials {
-        request_id: rid,
-        team_id: claimed.request.team_id,
-        version: 1,
-        issued_at: ready_at.into(),
-        key_id: "test".into(),
-        encrypted_data_key: vec![1],
-        nonce: vec![2],
-        ciphertext: vec![3],
-    };
-    let outcome = RunOutcome::Succeeded {
-        outputs: serde_json::Map::new(),
-        credentials: Box::new(credentials),
-    };
-    assert!(store
-        .finish_job(&claimed, "runner-test", &outcome, ready_at)
-        .await
-        .unwrap());
+    common::ready_through_store(&w.app.app.store, id, claimed_at, ready_at).await;
 }
 
 /// The runner's destroy of a deleting request, claimed and finished at these times.

@@ -747,36 +747,6 @@ async fn child_worker_process() {
     provision::child_worker_main().await;
 }
 
-/// The runner's apply of an approved request, claimed and finished at `at` (through
-/// the store: spend accrues from that time).
-async fn ready_at(w: &World, id: &str, at: &str) {
-    let store = &w.app.app.store;
-    let rid: uuid::Uuid = id.parse().unwrap();
-    let Claim::Claimed(claimed) = store
-        // Claimed now (the job is due from its approval), finished at `at`.
-        .claim_job(rid, "runner-test", &now(), "2099-01-01T00:00:00.000000Z")
-        .await
-        .unwrap()
-    else {
-        panic!("the job of {id} could not be claimed");
-    };
-    let credentials = shared::vault::SealedCredentials {
-        request_id: rid,
-        team_id: claimed.request.team_id,
-        version: 1,
-        issued_at: at.into(),
-        key_id: "test".into(),
-        encrypted_data_key: vec![1],
-        nonce: vec![2],
-        ciphertext: vec![3],
-    };
-    let outcome = RunOutcome::Succeeded {
-        outputs: serde_json::Map::new(),
-        credentials: Box::new(credentials),
-    };
-    assert!(store.finish_job(&claimed, "runner-test", &outcome, at).await.unwrap());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_crossing_80_and_100_percent_is_told_once_each_to_the_team_and_the_admins() {
     // GIVEN a team (two members) whose budget is one s3_bucket's estimate a month
@@ -844,7 +814,8 @@ async fn a_budget_crossing_80_and_100_percent_is_told_once_each_to_the_team_and_
         )
         .await
         .expect(200);
-    ready_at(&w, &id, "2026-11-01T00:00:00.000000Z").await;
+    // Claimed now (the job is due from its approval), ready from November.
+    common::ready_through_store(&w.app.app.store, &id, &now(), "2026-11-01T00:00:00.000000Z").await;
     drain(&n).await;
     let submitted = sink.to(&w.admins[1].email, "\"budgeted\" submitted");
     assert_eq!(submitted.len(), 1);

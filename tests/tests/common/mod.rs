@@ -336,3 +336,35 @@ pub async fn collect_pages(app: &TestApp, path: &str, token: &str, limit: usize)
         assert!(pages < 1000, "pagination does not end");
     }
 }
+
+/// Moves an approved request through the runner's steps without Terraform, at the
+/// given times: the claim (`provisioning`), then a successful apply (`ready`, with
+/// placeholder sealed credentials). Spend accrues from `ready_at`.
+pub async fn ready_through_store(store: &shared::store::Store, id: &str, claimed_at: &str, ready_at: &str) {
+    let rid: uuid::Uuid = id.parse().expect("request id");
+    let shared::store::Claim::Claimed(claimed) = store
+        .claim_job(rid, "runner-test", claimed_at, "2099-01-01T00:00:00.000000Z")
+        .await
+        .expect("claim")
+    else {
+        panic!("the job of {id} could not be claimed");
+    };
+    let credentials = shared::vault::SealedCredentials {
+        request_id: rid,
+        team_id: claimed.request.team_id,
+        version: 1,
+        issued_at: ready_at.into(),
+        key_id: "test".into(),
+        encrypted_data_key: vec![1],
+        nonce: vec![2],
+        ciphertext: vec![3],
+    };
+    let outcome = shared::store::RunOutcome::Succeeded {
+        outputs: serde_json::Map::new(),
+        credentials: Box::new(credentials),
+    };
+    assert!(store
+        .finish_job(&claimed, "runner-test", &outcome, ready_at)
+        .await
+        .expect("finish"));
+}
