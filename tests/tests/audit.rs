@@ -503,6 +503,45 @@ async fn twenty_concurrent_actions_keep_one_unbroken_chain() {
     assert_eq!(check["head"]["seq"].as_u64(), Some(events.len() as u64));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_in_separate_processes_race_through_the_head_and_keep_one_chain() {
+    // GIVEN four stores on one table, each with its own client and its own turn, as
+    // four Lambda instances have (the writers of one store queue; these race)
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let stores: Vec<shared::store::Store> = (0..4)
+        .map(|_| shared::store::Store::new(app.app.store.client().clone(), app.app.store.table()))
+        .collect();
+
+    // WHEN each records six events at once
+    let writes = stores.iter().enumerate().flat_map(|(process, store)| {
+        (0..6).map(move |i| {
+            let event =
+                shared::domain::audit::Origin::system(shared::clock::format_timestamp(time::OffsetDateTime::now_utc()))
+                    .event(
+                        shared::domain::audit::Action::TeamUpdated,
+                        shared::domain::audit::Target::team(uuid::Uuid::nil()),
+                    )
+                    .fact("process", process)
+                    .fact("round", i);
+            store.record(event)
+        })
+    });
+    let results = futures::future::join_all(writes).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    // THEN all 24 are in the one chain, numbered on without gap or fork
+    let (_, events) = export(&app, &admin.token).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().expect("seq")).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    assert_eq!(events.iter().filter(|e| e["action"] == "team.updated").count(), 24);
+    for pair in events.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "{pair:#?}");
+    }
+    let check = verify(&app, &admin.token).await;
+    assert_eq!(check["ok"], true, "{check}");
+}
+
 /// Some events to tamper with: a team, renamed a few times.
 async fn some_events(app: &TestApp) -> (common::TestUser, Vec<Value>) {
     let admin = app.admin().await;

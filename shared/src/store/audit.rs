@@ -11,8 +11,10 @@ use uuid::Uuid;
 /// costs one read and one transaction), within the request's own deadline of 8 s.
 const CHAIN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The longest pause between two tries (jittered, growing from 10 ms).
-const MAX_CHAIN_BACKOFF_MS: u64 = 50;
+/// The longest pause between two tries (full jitter, the bound doubling from 10 ms):
+/// long enough that writers of several processes spread out instead of colliding
+/// again on every try.
+const MAX_CHAIN_BACKOFF_MS: u64 = 200;
 
 /// Which events a list shows (all of them when empty), newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,7 +83,8 @@ impl Store {
     /// [`Store::transact`]). The events are numbered on from the head item, linked,
     /// hashed and appended after the transaction's own writes, with the head's move,
     /// conditional on the head being as read: of two writers, one commits and the
-    /// other reads the new head and tries again, so the chain stays one line. A
+    /// other reads the new head and tries again, so the chain stays one line (the
+    /// writers of one process take turns first, so only other processes race). A
     /// failed condition of the transaction's own writes comes back as usual (their
     /// indexes are unchanged).
     pub(crate) async fn commit(&self, tx: Tx<'_>) -> Result<(), StoreError> {
@@ -90,13 +93,19 @@ impl Store {
         }
         let own = tx.items.len();
         let deadline = tokio::time::Instant::now() + CHAIN_DEADLINE;
+        let busy = || StoreError::Transient("the audit log is busy".into());
+        // Queued behind this process's other audited writers (fairly, in order), so
+        // that only writers of other processes can move the head under this one.
+        let _turn = tokio::time::timeout_at(deadline, self.chain_turn.lock())
+            .await
+            .map_err(|_| busy())?;
         let mut attempt = 0u32;
         loop {
             if attempt > 0 {
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(StoreError::Transient("the audit log is busy".into()));
+                    return Err(busy());
                 }
-                let cap = (5u64 << attempt.min(4)).min(MAX_CHAIN_BACKOFF_MS);
+                let cap = (5u64 << attempt.min(6)).min(MAX_CHAIN_BACKOFF_MS);
                 tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % cap + 1)).await;
             }
             attempt += 1;

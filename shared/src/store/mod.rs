@@ -39,6 +39,10 @@ const TRANSACTION_ATTEMPTS: u32 = 4;
 pub struct Store {
     client: Client,
     table: String,
+    /// One audited commit at a time in this process (shared by the clones): writers of
+    /// one process queue for the audit head in turn instead of racing each other for
+    /// it (see [`Store::commit`]); other processes still race through its condition.
+    chain_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Errors from DynamoDB, classified for the callers.
@@ -307,6 +311,7 @@ impl Store {
         Self {
             client,
             table: table.into(),
+            chain_turn: Default::default(),
         }
     }
 

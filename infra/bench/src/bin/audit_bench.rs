@@ -17,7 +17,7 @@ use bench::{
 use shared::{
     clock::format_timestamp,
     domain::audit::{Action, Origin, Target},
-    store::TeamChanges,
+    store::{Store, TeamChanges},
 };
 use std::{process::ExitCode, time::Instant};
 use time::OffsetDateTime;
@@ -42,6 +42,50 @@ fn line(name: &str, samples: &[std::time::Duration]) {
 /// and nested values approximated by their text).
 fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
     item.iter().map(|(k, v)| k.len() + format!("{v:?}").len()).sum()
+}
+
+/// `writers` writers recording 10 events each at once, through clones of `store` (one
+/// process) or through stores of their own (separate processes).
+async fn contention(store: &Store, writers: usize, shared_store: bool, label: &str) -> Result<(), String> {
+    let per_writer = 10;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = if shared_store {
+                store.clone()
+            } else {
+                Store::new(store.client().clone(), store.table())
+            };
+            tokio::spawn(async move {
+                let mut took = Vec::new();
+                for i in 0..per_writer {
+                    let event = Origin::system(format_timestamp(OffsetDateTime::now_utc()))
+                        .event(Action::TeamUpdated, Target::team(Uuid::nil()))
+                        .fact("writer", w)
+                        .fact("round", i);
+                    let t = Instant::now();
+                    store.record(event).await.map_err(|e| e.to_string())?;
+                    took.push(t.elapsed());
+                }
+                Ok::<_, String>(took)
+            })
+        })
+        .collect();
+    let mut contended = Vec::new();
+    for task in tasks {
+        contended.extend(task.await.map_err(|e| e.to_string())??);
+    }
+    let wall = started.elapsed();
+    println!("{writers} writers at once {label}, {per_writer} events each:");
+    line("one event recorded (head contended)", &contended);
+    println!(
+        "{:<44} {:.0} events/s ({} events in {})",
+        "throughput of the one chain",
+        contended.len() as f64 / wall.as_secs_f64(),
+        contended.len(),
+        ms(wall)
+    );
+    Ok(())
 }
 
 async fn run() -> Result<(), String> {
@@ -119,40 +163,11 @@ async fn run() -> Result<(), String> {
     line("team update with its audit event", &audited);
     line("the same update without an event", &plain);
 
-    let per_writer = 10;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut took = Vec::new();
-                for i in 0..per_writer {
-                    let event = Origin::system(format_timestamp(OffsetDateTime::now_utc()))
-                        .event(Action::TeamUpdated, Target::team(Uuid::nil()))
-                        .fact("writer", w)
-                        .fact("round", i);
-                    let t = Instant::now();
-                    store.record(event).await.map_err(|e| e.to_string())?;
-                    took.push(t.elapsed());
-                }
-                Ok::<_, String>(took)
-            })
-        })
-        .collect();
-    let mut contended = Vec::new();
-    for task in tasks {
-        contended.extend(task.await.map_err(|e| e.to_string())??);
+    // The writers of one process take turns on the head; separate processes (separate
+    // stores, each with its own client and turn) race through its condition.
+    for (label, shared_store) in [("in one process", true), ("as separate processes", false)] {
+        contention(store, writers, shared_store, label).await?;
     }
-    let wall = started.elapsed();
-    println!("{writers} writers at once, {per_writer} events each:");
-    line("one event recorded (head contended)", &contended);
-    println!(
-        "{:<44} {:.0} events/s ({} events in {})",
-        "throughput of the one chain",
-        contended.len() as f64 / wall.as_secs_f64(),
-        contended.len(),
-        ms(wall)
-    );
     let verification = store.verify_audit().await.map_err(|e| e.to_string())?;
     println!(
         "{:<44} ok = {}, {} events",
