@@ -198,6 +198,35 @@ impl ApiError {
     }
 }
 
+/// The one mapping of the store's outcomes to answers: every variant is named, so a
+/// new one must be given its status here. The messages are the outcomes' own.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match err {
+            E::Transient(why) | E::Unavailable(why) => Self::Unavailable(why),
+            behind @ E::IndexBehind(_) => Self::Unavailable(behind.to_string()),
+            E::NotFound(what) => Self::NotFound(what.into()),
+            token @ (E::TokenUserGone | E::TokenRevoked) => Self::Unauthorized(token.to_string()),
+            E::Lifecycle(refused) => refused.into(),
+            conflict @ (E::StatusChanged { .. }
+            | E::JobBusy { .. }
+            | E::EmailTaken
+            | E::TeamNameTaken
+            | E::InAnotherTeam
+            | E::LastAdmin { .. }
+            | E::TeamOwnsRequests(_)
+            | E::TooManyPending { .. }
+            | E::TeamBusy
+            | E::UserBusy
+            | E::UserChanged { .. }) => Self::Conflict(conflict.to_string()),
+            // A condition no caller turned into an outcome, an SDK failure, an item
+            // that does not map: a defect, logged and answered 500.
+            defect @ (E::ConditionFailed(_) | E::Sdk(_) | E::Mapping(_)) => Self::internal(defect),
+        }
+    }
+}
+
 /// A move the request lifecycle does not allow is a conflict with the current state.
 impl From<crate::domain::LifecycleError> for ApiError {
     fn from(err: crate::domain::LifecycleError) -> Self {
@@ -239,6 +268,53 @@ mod tests {
             Body::Text(t) => serde_json::from_str(t).expect("json body"),
             other => panic!("unexpected body {other:?}"),
         }
+    }
+
+    #[test]
+    fn store_outcomes_keep_their_answers() {
+        use crate::store::StoreError as E;
+        let unavailable = ApiError::from(E::Unavailable("timeout".into())).into_response();
+        assert_eq!(unavailable.status(), 503);
+        assert_eq!(unavailable.headers()["content-type"], "application/problem+json");
+        assert!(unavailable.headers().contains_key("retry-after"));
+        // A 503 says why in the log only.
+        const UNAVAILABLE: &str = "the service is temporarily unavailable; retry shortly";
+        assert!(matches!(
+            ApiError::from(E::IndexBehind("user")),
+            ApiError::Unavailable(why) if why == "the user's request index is behind; retry in a moment"
+        ));
+        let cases: Vec<(E, u16, &str)> = vec![
+            (E::Transient("throttled".into()), 503, UNAVAILABLE),
+            (E::IndexBehind("team"), 503, UNAVAILABLE),
+            (E::NotFound("member"), 404, "member not found"),
+            (E::EmailTaken, 409, "an account with this email already exists"),
+            (E::TeamNameTaken, 409, "a team with this name already exists"),
+            (E::InAnotherTeam, 409, "the user already belongs to another team"),
+            (E::LastAdmin { deleting: false }, 409, "the last admin cannot be demoted"),
+            (E::LastAdmin { deleting: true }, 409, "the last admin cannot be deleted"),
+            (E::TeamBusy, 409, "the team is being changed by someone else; retry"),
+            (E::UserBusy, 409, "the user is being changed by someone else; retry"),
+            (E::UserChanged { deleting: false }, 409, "the user changed while being updated; retry"),
+            (E::UserChanged { deleting: true }, 409, "the user changed while being deleted; retry"),
+            (
+                E::TooManyPending { count: 41, max: 40 },
+                409,
+                "the user has 41 pending requests; at most 40 are cancelled with a deletion: cancel or reject the others first",
+            ),
+            (E::TokenUserGone, 401, "the token's user no longer exists"),
+            (E::TokenRevoked, 401, "the token has been revoked"),
+        ];
+        for (outcome, status, detail) in cases {
+            let resp = ApiError::from(outcome).into_response();
+            assert_eq!(resp.status(), status);
+            assert_eq!(body_json(&resp)["detail"], detail);
+        }
+        let defect = ApiError::from(E::ConditionFailed(vec![3])).into_response();
+        assert_eq!(defect.status(), 500);
+        assert!(
+            !body_json(&defect).to_string().contains("items"),
+            "no cause in the answer"
+        );
     }
 
     #[test]

@@ -859,7 +859,7 @@ async fn a_ciphertext_under_another_encryption_context_does_not_decrypt() {
             &shared::vault::OpenCredentials::new(fields.clone()),
         )
         .await;
-    assert!(matches!(denied, Err(shared::vault::VaultError::Kms(_))), "{denied:?}");
+    assert!(matches!(denied, Err(VaultError::Kms(_))), "{denied:?}");
     let sealed = w
         .sealer
         .seal(

@@ -323,6 +323,7 @@ fn terraform_env(base: &BTreeMap<String, String>, workdir: &Path) -> Vec<(String
     env
 }
 
+#[allow(unsafe_code)]
 fn signal_group(pgid: i32, signal: i32) {
     // SAFETY: killpg only sends a signal; `pgid` is the group of a child this runner
     // started with `process_group(0)`, so no other process group is touched.
@@ -373,6 +374,7 @@ pub async fn run(
     // nobody watches; the job's lease expires and another run converges instead).
     // The signal follows the runner's tokio worker thread, which lives as long as
     // the runtime.
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {

@@ -17,7 +17,7 @@ use tokio::{sync::watch, task::JoinSet};
 use uuid::Uuid;
 
 /// How often the worker loop looks for teams whose spend reached a budget threshold.
-const BUDGET_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const BUDGET_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// How a job ended for this runner.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -232,15 +232,10 @@ impl Registration {
 
     /// Creates the account; the same transaction gives the reservation back, so only
     /// a taken email (409) stays counted.
-    pub async fn create(
-        self,
-        app: &App,
-        user: &User,
-        normalised_email: &str,
-        origin: &crate::domain::audit::Origin,
-    ) -> Result<(), ApiError> {
-        app.store
+    pub async fn create(self, app: &App, user: &User, normalised_email: &str, origin: &Origin) -> Result<(), ApiError> {
+        Ok(app
+            .store
             .register_user(user, normalised_email, &self.source, self.window, origin)
-            .await
+            .await?)
     }
 }

@@ -17,7 +17,6 @@ pub use login::{AccountReservation, PairReservation, MAX_FAILURES};
 pub use requests::{CreateError, RequestList};
 pub use teams::{normalise_team_name, TeamChanges};
 
-use crate::error::ApiError;
 use aws_sdk_dynamodb::{
     error::{ProvideErrorMetadata, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
@@ -76,6 +75,67 @@ pub enum StoreError {
     /// under way, and is never taken over.
     #[error("the request's job is {}; try again once it has ended", .status.map_or("missing", |s| s.as_str()))]
     JobBusy { status: Option<crate::model::JobStatus> },
+    /// What was to be changed does not exist (`team`, `user`, `member`).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Another account already has this email (compared normalised).
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Another team already has this name (compared folded).
+    #[error("a team with this name already exists")]
+    TeamNameTaken,
+    /// A user joins one team at most.
+    #[error("the user already belongs to another team")]
+    InAnotherTeam,
+    /// The admin counter may not drop below one.
+    #[error("the last admin cannot be {}", if *.deleting { "deleted" } else { "demoted" })]
+    LastAdmin { deleting: bool },
+    /// The team still has requests that hold their name (listed, up to 20 of them).
+    #[error("{}", owned_requests_message(.0))]
+    TeamOwnsRequests(Vec<crate::model::ResourceRequest>),
+    /// A user deletion would cancel more pending requests than one transaction holds.
+    #[error("the user has {count} pending requests; at most {max} are cancelled with a deletion: cancel or reject the others first")]
+    TooManyPending { count: usize, max: usize },
+    /// The team kept changing under a read-modify-write.
+    #[error("the team is being changed by someone else; retry")]
+    TeamBusy,
+    /// The user kept changing under an addition to a team.
+    #[error("the user is being changed by someone else; retry")]
+    UserBusy,
+    /// The user kept changing under a role change (`deleting: false`) or a deletion.
+    #[error("the user changed while being {}; retry", if *.deleting { "deleted" } else { "updated" })]
+    UserChanged { deleting: bool },
+    /// The user a token names is gone (a logout of a deleted user).
+    #[error("the token's user no longer exists")]
+    TokenUserGone,
+    /// The token was revoked since it was checked (a password change racing a logout).
+    #[error("the token has been revoked")]
+    TokenRevoked,
+    /// An eventually consistent index (of a `team`'s or a `user`'s requests) has not
+    /// caught up within its bound; retrying shortly succeeds.
+    #[error("the {0}'s request index is behind; retry in a moment")]
+    IndexBehind(&'static str),
+    /// A move planned by the request lifecycle was refused.
+    #[error(transparent)]
+    Lifecycle(#[from] crate::domain::LifecycleError),
+}
+
+/// The refusal of a team deletion: the requests that hold their name, up to 20.
+fn owned_requests_message(live: &[crate::model::ResourceRequest]) -> String {
+    const SHOWN: usize = 20;
+    let mut listed: Vec<String> = live
+        .iter()
+        .take(SHOWN)
+        .map(|r| format!("{} `{}` ({}, {})", r.resource_type, r.name, r.id, r.status.as_str()))
+        .collect();
+    if live.len() > SHOWN {
+        listed.push(format!("and {} more", live.len() - SHOWN));
+    }
+    format!(
+        "the team still has {} request(s) that are not deleted, rejected or cancelled: {}; delete the resources (POST /api/v1/requests/{{id}}/delete) and decide or cancel the pending requests first",
+        live.len(),
+        listed.join(", ")
+    )
 }
 
 impl StoreError {
@@ -86,18 +146,6 @@ impl StoreError {
     /// True when the condition on item `index` of a transaction failed.
     pub fn failed_at(&self, index: usize) -> bool {
         matches!(self, Self::ConditionFailed(items) if items.contains(&index))
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Transient(why) | StoreError::Unavailable(why) => ApiError::Unavailable(why),
-            changed @ (StoreError::StatusChanged { .. } | StoreError::JobBusy { .. }) => {
-                ApiError::Conflict(changed.to_string())
-            }
-            other => ApiError::internal(other),
-        }
     }
 }
 
@@ -482,7 +530,7 @@ mod tests {
     type GetError = SdkError<GetItemError, HttpResponse>;
 
     #[test]
-    fn an_unreachable_or_silent_dynamodb_is_unavailable_and_a_503() {
+    fn an_unreachable_or_silent_dynamodb_is_unavailable() {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         for err in [
             GetError::timeout_error("operation timed out"),
@@ -491,10 +539,6 @@ mod tests {
         ] {
             let classified = classify(err);
             assert!(matches!(classified, StoreError::Unavailable(_)), "{classified:?}");
-            let resp = ApiError::from(classified).into_response();
-            assert_eq!(resp.status(), 503);
-            assert_eq!(resp.headers()["content-type"], "application/problem+json");
-            assert!(resp.headers().contains_key("retry-after"));
         }
     }
 

@@ -9,7 +9,6 @@ use crate::{
         policy::ApprovalPolicy,
         PlannedTransition,
     },
-    error::ApiError,
     model::{RequestStatus, ResourceRequest, Team, Transition},
 };
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -204,17 +203,15 @@ pub(super) fn moved(request: &ResourceRequest, planned: &PlannedTransition) -> R
 impl Store {
     /// Stores a new request and reserves its name (per team and type) in one
     /// transaction: 409 when the name is taken, also when two creations race.
-    pub async fn create_request(&self, request: &ResourceRequest, origin: &Origin) -> Result<(), ApiError> {
+    pub async fn create_request(&self, request: &ResourceRequest, origin: &Origin) -> Result<(), CreateError> {
         let tx = creation_items(Tx::new(self), request)?.audit(submitted(request, origin));
         match self.commit(tx).await {
             Ok(()) => Ok(()),
-            Err(e) if e.failed_at(1) => Err(ApiError::Conflict(format!(
-                "this team already has a {} named `{}`",
-                request.resource_type, request.name
-            ))),
-            Err(e) if e.failed_at(2) || e.failed_at(3) => Err(ApiError::Conflict(
-                "your team changed while the request was made; retry".into(),
-            )),
+            Err(e) if e.failed_at(1) => Err(CreateError::NameTaken {
+                resource_type: request.resource_type.clone(),
+                name: request.name.clone(),
+            }),
+            Err(e) if e.failed_at(2) || e.failed_at(3) => Err(CreateError::TeamChanged),
             Err(e) => Err(e.into()),
         }
     }

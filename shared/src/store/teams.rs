@@ -6,7 +6,6 @@ use super::{
 use crate::domain::audit::{Action, Origin, Target};
 use crate::{
     domain::budget::TeamBudget,
-    error::ApiError,
     model::{Team, User, UserSummary},
 };
 use serde::{Deserialize, Serialize};
@@ -35,14 +34,6 @@ pub fn normalise_team_name(name: &str) -> String {
     crate::text::fold(name)
 }
 
-fn team_not_found() -> ApiError {
-    ApiError::NotFound("team".into())
-}
-
-fn name_taken() -> ApiError {
-    ApiError::Conflict("a team with this name already exists".into())
-}
-
 /// What to change on a team; `None` leaves a field as it is.
 #[derive(Debug, Default)]
 pub struct TeamChanges {
@@ -60,26 +51,9 @@ fn holding_names(requests: Option<Vec<crate::model::ResourceRequest>>) -> Vec<cr
 }
 
 /// The 409 of a team deletion: what the team still has, at most 20 listed.
-fn owned_requests_message(live: &[crate::model::ResourceRequest]) -> String {
-    const SHOWN: usize = 20;
-    let mut listed: Vec<String> = live
-        .iter()
-        .take(SHOWN)
-        .map(|r| format!("{} `{}` ({}, {})", r.resource_type, r.name, r.id, r.status.as_str()))
-        .collect();
-    if live.len() > SHOWN {
-        listed.push(format!("and {} more", live.len() - SHOWN));
-    }
-    format!(
-        "the team still has {} request(s) that are not deleted, rejected or cancelled: {}; delete the resources (POST /api/v1/requests/{{id}}/delete) and decide or cancel the pending requests first",
-        live.len(),
-        listed.join(", ")
-    )
-}
-
 impl Store {
     /// Creates a team and reserves its name in one transaction.
-    pub async fn create_team(&self, team: &Team, origin: &Origin) -> Result<(), ApiError> {
+    pub async fn create_team(&self, team: &Team, origin: &Origin) -> Result<(), StoreError> {
         let tx = Tx::new(self)
             .put_new(team_item(team)?)?
             .put_new(name_marker(&normalise_team_name(&team.name), team.id)?)?
@@ -91,8 +65,8 @@ impl Store {
             );
         match self.commit(tx).await {
             Ok(()) => Ok(()),
-            Err(e) if e.failed_at(1) => Err(name_taken()),
-            Err(e) => Err(e.into()),
+            Err(e) if e.failed_at(1) => Err(StoreError::TeamNameTaken),
+            Err(e) => Err(e),
         }
     }
 
@@ -198,9 +172,9 @@ impl Store {
         changes: &TeamChanges,
         now: &str,
         origin: &Origin,
-    ) -> Result<Team, ApiError> {
+    ) -> Result<Team, StoreError> {
         for _ in 0..RACE_ATTEMPTS {
-            let mut team = self.get_team(id).await?.ok_or_else(team_not_found)?;
+            let mut team = self.get_team(id).await?.ok_or(StoreError::NotFound("team"))?;
             let mut event = origin.event(Action::TeamUpdated, Target::team(id)).team(Some(id));
             if changes.name.as_ref().is_some_and(|n| *n != team.name) {
                 event = event.changed("name", &team.name, &changes.name);
@@ -242,14 +216,12 @@ impl Store {
             }
             match self.commit(tx.audit(event)).await {
                 Ok(()) => return Ok(team),
-                Err(e) if new_name != old_name && e.failed_at(2) => return Err(name_taken()),
+                Err(e) if new_name != old_name && e.failed_at(2) => return Err(StoreError::TeamNameTaken),
                 Err(e) if e.is_condition_failed() => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
-        Err(ApiError::Conflict(
-            "the team is being changed by someone else; retry".into(),
-        ))
+        Err(StoreError::TeamBusy)
     }
 
     /// Deletes a team. First marks it as deleting (no one can join or ask for a
@@ -257,12 +229,12 @@ impl Store {
     /// (resources not deleted, requests not decided), unmarks it and answers 409 with
     /// them; else releases every member, then removes the team and its name. Each step
     /// can be repeated, so a call that fails halfway is completed by the next one.
-    pub async fn delete_team(&self, id: Uuid, origin: &Origin) -> Result<(), ApiError> {
+    pub async fn delete_team(&self, id: Uuid, origin: &Origin) -> Result<(), StoreError> {
         // Checked first too, so that a team with work under way is never marked (a
         // runner does not start a job for a team being deleted).
         let live = holding_names(self.requests_once_indexed(RequestList::Team(id), 0).await?);
         if !live.is_empty() {
-            return Err(ApiError::Conflict(owned_requests_message(&live)));
+            return Err(StoreError::TeamOwnsRequests(live));
         }
         let marked = self
             .client
@@ -278,8 +250,8 @@ impl Store {
             .map_err(super::classify);
         let team: Team = match marked {
             Ok(out) => from_item(out.attributes.unwrap_or_default())?,
-            Err(e) if e.is_condition_failed() => return Err(team_not_found()),
-            Err(e) => return Err(e.into()),
+            Err(e) if e.is_condition_failed() => return Err(StoreError::NotFound("team")),
+            Err(e) => return Err(e),
         };
         // Checked after the mark: no request can be made for the team from then on,
         // and the mark's answer says how many were ever made. The index is eventually
@@ -300,11 +272,9 @@ impl Store {
                 .await
                 .map_err(super::classify)?;
             if lagging {
-                return Err(ApiError::Unavailable(
-                    "the team's request index is behind; retry in a moment".into(),
-                ));
+                return Err(StoreError::IndexBehind("team"));
             }
-            return Err(ApiError::Conflict(owned_requests_message(&live)));
+            return Err(StoreError::TeamOwnsRequests(live));
         }
         let (_, members) = self.team_partition(id).await?;
         for member in members {
@@ -339,7 +309,7 @@ impl Store {
                     other => Ok(other?),
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -360,7 +330,7 @@ impl Store {
 
     /// Takes a user out of a team being deleted: clears their `team_id` (if it still
     /// points here) and removes the membership.
-    async fn release_member(&self, team_id: Uuid, user_id: Uuid, origin: &Origin) -> Result<(), ApiError> {
+    async fn release_member(&self, team_id: Uuid, user_id: Uuid, origin: &Origin) -> Result<(), StoreError> {
         let with_user = Tx::new(self)
             .update(
                 &keys::user(user_id),
@@ -381,25 +351,31 @@ impl Store {
             // The user was deleted or already released: the membership alone is left.
             Err(e) if e.failed_at(0) => {
                 let alone = Tx::new(self).delete(&keys::membership(team_id, user_id), None, Expr::new())?;
-                Ok(self.transact(alone.items).await?)
+                self.transact(alone.items).await
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
     /// Adds a user to a team. Repeating it for the same team is harmless; a user in
     /// another team is a 409; when two admins add one user to two teams at once, the
     /// condition on the user item lets exactly one win.
-    pub async fn add_member(&self, team_id: Uuid, user_id: Uuid, now: &str, origin: &Origin) -> Result<User, ApiError> {
+    pub async fn add_member(
+        &self,
+        team_id: Uuid,
+        user_id: Uuid,
+        now: &str,
+        origin: &Origin,
+    ) -> Result<User, StoreError> {
         for _ in 0..RACE_ATTEMPTS {
             let (team, user) = tokio::try_join!(self.get_team(team_id), self.get_user(user_id))?;
             if team.is_none() {
-                return Err(team_not_found());
+                return Err(StoreError::NotFound("team"));
             }
-            let mut user = user.ok_or_else(|| ApiError::NotFound("user".into()))?;
+            let mut user = user.ok_or(StoreError::NotFound("user"))?;
             match user.team_id {
                 Some(current) if current == team_id => return Ok(user),
-                Some(_) => return Err(ApiError::Conflict("the user already belongs to another team".into())),
+                Some(_) => return Err(StoreError::InAnotherTeam),
                 None => {}
             }
             user.team_id = Some(team_id);
@@ -435,15 +411,13 @@ impl Store {
                 );
             match self.commit(tx).await {
                 Ok(()) => return Ok(user),
-                Err(e) if e.failed_at(2) => return Err(team_not_found()),
+                Err(e) if e.failed_at(2) => return Err(StoreError::NotFound("team")),
                 // The user changed (joined somewhere, was promoted): look again.
                 Err(e) if e.is_condition_failed() => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
-        Err(ApiError::Conflict(
-            "the user is being changed by someone else; retry".into(),
-        ))
+        Err(StoreError::UserBusy)
     }
 
     /// Removes a member from a team; 404 when the user is not a member of it.
@@ -453,9 +427,8 @@ impl Store {
         user_id: Uuid,
         now: &str,
         origin: &Origin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         // No read first: the condition on the user item says whether they are a member.
-        let not_member = || ApiError::NotFound("member".into());
         let tx = Tx::new(self)
             .update(
                 &keys::user(user_id),
@@ -482,8 +455,8 @@ impl Store {
             );
         match self.commit(tx).await {
             Ok(()) => Ok(()),
-            Err(e) if e.is_condition_failed() => Err(not_member()),
-            Err(e) => Err(e.into()),
+            Err(e) if e.is_condition_failed() => Err(StoreError::NotFound("member")),
+            Err(e) => Err(e),
         }
     }
 }

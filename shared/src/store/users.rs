@@ -6,7 +6,6 @@ use crate::{
         audit::{Action, Origin, Target},
         Actor, LifecycleError, PlannedTransition,
     },
-    error::ApiError,
     model::{RequestStatus, ResourceRequest, User},
 };
 use serde::{Deserialize, Serialize};
@@ -46,7 +45,7 @@ fn team_condition(user: &User, expr: Expr) -> (String, Expr) {
 impl Store {
     /// Creates a user and reserves its email in one transaction: when many
     /// registrations of one email race, exactly one wins and the others get a 409.
-    pub async fn create_user(&self, user: &User, normalised_email: &str, origin: &Origin) -> Result<(), ApiError> {
+    pub async fn create_user(&self, user: &User, normalised_email: &str, origin: &Origin) -> Result<(), StoreError> {
         self.create_user_releasing(user, normalised_email, None, origin).await
     }
 
@@ -60,7 +59,7 @@ impl Store {
         source: &str,
         window: crate::throttle::Window,
         origin: &Origin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let release = Some(keys::registrations(window.index, source));
         // The new account acts for itself.
         let origin = origin.as_actor(Actor::User(user.id));
@@ -74,7 +73,7 @@ impl Store {
         normalised_email: &str,
         release: Option<keys::Key>,
         origin: &Origin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let action = if release.is_some() {
             Action::UserRegistered
         } else {
@@ -110,8 +109,8 @@ impl Store {
         }
         match self.commit(tx).await {
             Ok(()) => Ok(()),
-            Err(e) if e.failed_at(1) => Err(ApiError::Conflict("an account with this email already exists".into())),
-            Err(e) => Err(e.into()),
+            Err(e) if e.failed_at(1) => Err(StoreError::EmailTaken),
+            Err(e) => Err(e),
         }
     }
 
@@ -129,7 +128,7 @@ impl Store {
     }
 
     /// Revokes every token issued so far (logout).
-    pub async fn bump_token_version(&self, id: Uuid, origin: &Origin) -> Result<(), ApiError> {
+    pub async fn bump_token_version(&self, id: Uuid, origin: &Origin) -> Result<(), StoreError> {
         let tx = Tx::new(self)
             .update(
                 &keys::user(id),
@@ -139,10 +138,9 @@ impl Store {
             )?
             .audit(origin.event(Action::LoggedOut, Target::user(id)));
         self.commit(tx).await.map_err(|e| match e {
-            e if e.is_condition_failed() => ApiError::Unauthorized("the token's user no longer exists".into()),
-            e => e.into(),
-        })?;
-        Ok(())
+            e if e.is_condition_failed() => StoreError::TokenUserGone,
+            e => e,
+        })
     }
 
     /// Sets (or with `None` removes) the user's age recipient. `StoreError::NotFound`
@@ -183,7 +181,7 @@ impl Store {
         new_hash: &str,
         now: &str,
         origin: &Origin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let tx = Tx::new(self)
             .update(
                 &keys::user(user.id),
@@ -205,19 +203,16 @@ impl Store {
         let tx = super::outbox::append_notice(tx, &crate::notify::password_changed(user.id, now))?;
         match self.commit(tx).await {
             Ok(()) => Ok(()),
-            Err(e) if e.failed_at(0) => Err(ApiError::Unauthorized("the token has been revoked".into())),
-            Err(e) => Err(e.into()),
+            Err(e) if e.failed_at(0) => Err(StoreError::TokenRevoked),
+            Err(e) => Err(e),
         }
     }
 
     /// Promotes or demotes a user. The admin counter moves in the same transaction and
     /// refuses to drop below one, so the last admin cannot be demoted.
-    pub async fn set_admin(&self, id: Uuid, make_admin: bool, now: &str, origin: &Origin) -> Result<User, ApiError> {
+    pub async fn set_admin(&self, id: Uuid, make_admin: bool, now: &str, origin: &Origin) -> Result<User, StoreError> {
         for _ in 0..RACE_ATTEMPTS {
-            let mut user = self
-                .get_user(id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound("user".into()))?;
+            let mut user = self.get_user(id).await?.ok_or(StoreError::NotFound("user"))?;
             if user.is_admin == make_admin {
                 return Ok(user);
             }
@@ -256,14 +251,12 @@ impl Store {
                     user.updated_at = now.to_string();
                     return Ok(user);
                 }
-                Err(e) if e.failed_at(counter_index) => {
-                    return Err(ApiError::Conflict("the last admin cannot be demoted".into()))
-                }
+                Err(e) if e.failed_at(counter_index) => return Err(StoreError::LastAdmin { deleting: false }),
                 Err(e) if e.is_condition_failed() => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
-        Err(ApiError::Conflict("the user changed while being updated; retry".into()))
+        Err(StoreError::UserChanged { deleting: false })
     }
 
     /// Deletes a user with their email marker and membership, and in the same
@@ -277,19 +270,14 @@ impl Store {
         id: Uuid,
         cancel: impl Fn(&ResourceRequest) -> Result<PlannedTransition, LifecycleError>,
         origin: &Origin,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<usize, StoreError> {
         for _ in 0..RACE_ATTEMPTS {
-            let user = self
-                .get_user(id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound("user".into()))?;
+            let user = self.get_user(id).await?.ok_or(StoreError::NotFound("user"))?;
             let Some(requests) = self
                 .requests_once_indexed(super::RequestList::Requester(id), user.requests_created)
                 .await?
             else {
-                return Err(ApiError::Unavailable(
-                    "the user's request index is behind; retry in a moment".into(),
-                ));
+                return Err(StoreError::IndexBehind("user"));
             };
             let cancellations = requests
                 .into_iter()
@@ -297,10 +285,10 @@ impl Store {
                 .map(|r| cancel(&r).map(|p| (r, p)))
                 .collect::<Result<Vec<_>, _>>()?;
             if cancellations.len() > MAX_CANCELLATIONS {
-                return Err(ApiError::Conflict(format!(
-                    "the user has {} pending requests; at most {MAX_CANCELLATIONS} are cancelled with a deletion: cancel or reject the others first",
-                    cancellations.len()
-                )));
+                return Err(StoreError::TooManyPending {
+                    count: cancellations.len(),
+                    max: MAX_CANCELLATIONS,
+                });
             }
             let (team_cond, expr) = team_condition(
                 &user,
@@ -358,13 +346,13 @@ impl Store {
             match self.commit(tx).await {
                 Ok(()) => return Ok(cancellations.len()),
                 Err(e) if counter_index.is_some_and(|i| e.failed_at(i)) => {
-                    return Err(ApiError::Conflict("the last admin cannot be deleted".into()))
+                    return Err(StoreError::LastAdmin { deleting: true })
                 }
                 Err(e) if e.is_condition_failed() => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
-        Err(ApiError::Conflict("the user changed while being deleted; retry".into()))
+        Err(StoreError::UserChanged { deleting: true })
     }
 
     /// All users, oldest first.

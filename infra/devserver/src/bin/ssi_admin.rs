@@ -141,7 +141,7 @@ async fn create_admin(store: &Store, email: &str) -> Result<String, String> {
         store
             .set_admin(existing.id, true, &now, &origin)
             .await
-            .map_err(describe)?;
+            .map_err(|e| e.to_string())?;
         return Ok(format!(
             "promoted existing user {} ({}) to admin; password unchanged",
             existing.email, existing.id
@@ -154,6 +154,6 @@ async fn create_admin(store: &Store, email: &str) -> Result<String, String> {
     store
         .create_user(&user, &email.normalised(), &origin)
         .await
-        .map_err(describe)?;
+        .map_err(|e| e.to_string())?;
     Ok(format!("created admin {} ({})", user.email, user.id))
 }
