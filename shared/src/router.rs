@@ -51,8 +51,14 @@ impl Ctx {
                 user_agent,
                 request_id,
             }),
-            at: crate::clock::format_timestamp(self.app.clock.now()),
+            at: self.now(),
         }
+    }
+
+    /// The time of this call as the store writes it (RFC 3339, microseconds, UTC),
+    /// from the app's clock (a manual one in the tests).
+    pub fn now(&self) -> String {
+        crate::clock::format_timestamp(self.app.clock.now())
     }
 
     /// The signed-in caller. The router guarantees one on `User` and `Admin` routes.

@@ -7,7 +7,6 @@ use shared::{
         jwt::AccessToken,
         password, Attempt, Registration,
     },
-    clock::format_timestamp,
     domain::{
         audit::{Action, Target},
         Actor,
@@ -86,7 +85,7 @@ async fn register(ctx: Ctx) -> HandlerResult {
         Registration::reserve(app, &source, &origin),
         password::hash(input.password)
     )?;
-    let now = format_timestamp(app.clock.now());
+    let now = ctx.now();
     let user = User::new(email.as_str(), hash, false, &now);
     slot.create(app, &user, &email.normalised(), &origin).await?;
     tracing::info!(user_id = %user.id, "registered");

@@ -403,7 +403,7 @@ fn optional_comment(raw: Option<String>) -> Result<Option<String>, ApiError> {
 
 async fn move_to(ctx: &Ctx, request: &ResourceRequest, to: RequestStatus, comment: Option<String>) -> HandlerResult {
     let caller = ctx.caller()?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let planned = lifecycle::plan_transition(request, to, Actor::User(caller.id), comment, &now)?;
     let updated = ctx.app.store.apply_transition(request, &planned, &ctx.origin()).await?;
     tracing::info!(request_id = %request.id, to = to.as_str(), by = %caller.id, "request transition");
@@ -511,7 +511,7 @@ async fn retry(ctx: Ctx) -> HandlerResult {
     let comment = optional_comment(input.comment)?;
     let request = visible_request(&ctx).await?;
     let caller = ctx.caller()?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let planned = lifecycle::plan_retry(&request, Actor::User(caller.id), comment, &now)?;
     let updated = ctx
         .app
@@ -541,7 +541,7 @@ async fn delete_request(ctx: Ctx) -> HandlerResult {
         )));
     }
     let caller = ctx.caller()?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let planned = lifecycle::plan_transition(&request, RequestStatus::Deleting, Actor::User(caller.id), comment, &now)?;
     let updated = ctx
         .app
@@ -745,7 +745,7 @@ async fn rotate_credentials(ctx: Ctx) -> HandlerResult {
             }
         )));
     }
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     ctx.app
         .store
         .request_rotation(&request, &now, &ctx.origin())
@@ -810,7 +810,7 @@ async fn create_policy(ctx: Ctx) -> HandlerResult {
         max_monthly_cost,
         team_id: input.team_id,
         created_by: ctx.caller()?.id,
-        created_at: format_timestamp(ctx.app.clock.now()),
+        created_at: ctx.now(),
     };
     ctx.app.store.put_policy(&policy, &ctx.origin()).await?;
     tracing::info!(policy_id = %policy.id, by = %policy.created_by, "approval policy created");

@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 use shared::{
-    clock::format_timestamp,
     domain::{
         budget::TeamBudget,
         cost::{self, CostsOverview, Month, TeamCostReport},
@@ -117,7 +116,7 @@ struct NewTeam {
 async fn create_team(ctx: Ctx) -> HandlerResult {
     let input: NewTeam = http::json_body(&ctx.req)?;
     let changes = parse_changes(Some(&input.name), input.description.as_deref())?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let team = Team {
         id: Uuid::new_v4(),
         name: changes.name.unwrap_or_default(),
@@ -195,9 +194,7 @@ async fn update_team(ctx: Ctx) -> HandlerResult {
     let team = if changes.name.is_none() && changes.description.is_none() {
         store.get_team(id).await?.ok_or_else(team_not_found)?
     } else {
-        store
-            .update_team(id, &changes, &format_timestamp(ctx.app.clock.now()), &ctx.origin())
-            .await?
+        store.update_team(id, &changes, &ctx.now(), &ctx.origin()).await?
     };
     http::ok(&TeamView::from(&team))
 }
@@ -225,7 +222,7 @@ struct NewMember {
 async fn add_member(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let input: NewMember = http::json_body(&ctx.req)?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let user = ctx.app.store.add_member(id, input.user_id, &now, &ctx.origin()).await?;
     http::ok(&UserView::from(&user))
 }
@@ -236,7 +233,7 @@ async fn add_member(ctx: Ctx) -> HandlerResult {
 async fn remove_member(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
     let user_id = http::path_uuid(&ctx.req, "user_id", "member")?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     ctx.app.store.remove_member(id, user_id, &now, &ctx.origin()).await?;
     http::no_content()
 }
@@ -261,7 +258,7 @@ async fn set_budget(ctx: Ctx) -> HandlerResult {
         .monthly_limit
         .parse()
         .map_err(|e| ApiError::Validation(vec![money_error("monthly_limit", e)]))?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let team = ctx
         .app
         .store
@@ -277,7 +274,7 @@ async fn set_budget(ctx: Ctx) -> HandlerResult {
     responses((status = 204, description = "Removed")))]
 async fn delete_budget(ctx: Ctx) -> HandlerResult {
     let id = team_id(&ctx)?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     ctx.app
         .store
         .set_team_budget(id, None, &now, &ctx.origin())

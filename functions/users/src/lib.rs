@@ -7,7 +7,6 @@ pub mod notifications;
 use serde::Deserialize;
 use shared::{
     auth::{email, password, Attempt},
-    clock::format_timestamp,
     domain::{
         cost::{self, TeamCostReport},
         lifecycle, Actor,
@@ -83,7 +82,7 @@ async fn set_public_key(ctx: Ctx) -> HandlerResult {
     let recipient = shared::sealing::parse_recipient(&input.age_recipient)
         .map_err(|why| ApiError::validation("age_recipient", why))?;
     let caller = ctx.caller()?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     ctx.app
         .store
         .set_age_recipient(caller.id, Some(&recipient), &now, &ctx.origin())
@@ -100,7 +99,7 @@ async fn set_public_key(ctx: Ctx) -> HandlerResult {
     responses((status = 204, description = "Removed (also when there was none)")))]
 async fn delete_public_key(ctx: Ctx) -> HandlerResult {
     let caller = ctx.caller()?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     ctx.app
         .store
         .set_age_recipient(caller.id, None, &now, &ctx.origin())
@@ -142,7 +141,7 @@ async fn change_password(ctx: Ctx) -> HandlerResult {
     }
     password::check_policy("new_password", &input.new_password, &[user.email.as_str()])?;
     let hash = password::hash(input.new_password).await?;
-    let now = format_timestamp(app.clock.now());
+    let now = ctx.now();
     app.store.change_password(user, &hash, &now, &origin).await?;
     tracing::info!(user_id = %user.id, "password changed");
     http::no_content()
@@ -275,7 +274,7 @@ async fn update_user(ctx: Ctx) -> HandlerResult {
     let store = &ctx.app.store;
     let user = match input.is_admin {
         Some(make_admin) => {
-            let now = format_timestamp(ctx.app.clock.now());
+            let now = ctx.now();
             let user = store.set_admin(id, make_admin, &now, &ctx.origin()).await?;
             tracing::info!(user_id = %id, is_admin = make_admin, by = %ctx.caller()?.id, "role changed");
             user
@@ -298,7 +297,7 @@ async fn delete_user(ctx: Ctx) -> HandlerResult {
     let id = user_id(&ctx)?;
     let caller = ctx.caller()?;
     let store = &ctx.app.store;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let cancel = |request: &ResourceRequest| {
         lifecycle::plan_transition(
             request,

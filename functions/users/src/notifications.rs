@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 use shared::{
-    clock::format_timestamp,
     error::{ApiError, FieldError, Problem},
     http::{self, PageQuery, PageRequest},
     model::Page,
@@ -78,7 +77,7 @@ pub async fn set_preferences(ctx: Ctx) -> HandlerResult {
         )
     })?;
     let caller = ctx.caller()?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     ctx.app
         .store
         .set_notification_preferences(caller.id, &prefs, &now, &ctx.origin())
@@ -182,7 +181,7 @@ pub async fn create_webhook(ctx: Ctx) -> HandlerResult {
         return Err(ApiError::Validation(errors));
     }
     let caller = ctx.caller()?;
-    let now = format_timestamp(ctx.app.clock.now());
+    let now = ctx.now();
     let hook = Webhook {
         id: Uuid::new_v4(),
         url,
