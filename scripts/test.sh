@@ -4,7 +4,9 @@
 #   2. cargo clippy --workspace --all-targets -- -D warnings
 #   3. scripts/lint-infra.sh (lints template.yaml and the GitHub workflows)
 #   4. scripts/tf-check.sh (terraform fmt -check, validate, module interfaces)
-#   5. cargo test --workspace, with DynamoDB Local, PostgreSQL, MariaDB, Redis and moto
+#   5. scripts/deps-check.sh (cargo deny: licences, duplicate versions, sources;
+#      cargo machete: unused dependencies; both installed into .local/tools once)
+#   6. cargo test --workspace, with DynamoDB Local, PostgreSQL, MariaDB, Redis and moto
 #      started on free ports chosen by the OS and their settings exported (the tests
 #      create their own tables, databases, buckets and state directories).
 # Terraform, the offline provider mirror, moto and the engine packages are installed
@@ -62,6 +64,10 @@ bash scripts/lint-infra.sh
 
 section "scripts/tf-check.sh (Terraform modules)"
 bash scripts/tf-check.sh
+
+section "scripts/deps-check.sh (cargo deny: licences, duplicates, sources; cargo machete: unused dependencies)"
+bash scripts/deps-check.sh
+echo "ok"
 
 # Compile first, so that DynamoDB Local does not sit idle through the build.
 section "cargo test --workspace --no-run (build)"
