@@ -39,9 +39,9 @@ pub struct AuditPage {
 fn event_item(event: &ChainedEvent) -> Result<Item, StoreError> {
     let sk = keys::audit_event_sk(&event.at, event.seq);
     let mut stored = Stored::new(keys::AUDIT, keys::audit_event(&event.at, event.seq), event)
-        .indexed3((keys::audit_by_actor_pk(&event.actor.to_string()), sk.clone()));
+        .indexed(keys::audit_by_actor(&event.actor.to_string(), sk.clone()));
     if let Some(team) = event.team_id {
-        stored = stored.indexed2((keys::audit_by_team_pk(team), sk));
+        stored = stored.indexed(keys::audit_by_team(team, sk));
     }
     let mut item = stored.to_item()?;
     // Flat copies of the target for the list's filters (not part of the hashed event).
@@ -201,8 +201,8 @@ impl Store {
         start: Option<Item>,
     ) -> Result<AuditPage, StoreError> {
         let (index, pk) = match (&filter.team_id, &filter.actor) {
-            (Some(team), _) => (Some(keys::GSI2), keys::audit_by_team_pk(*team)),
-            (None, Some(actor)) => (Some(keys::GSI3), keys::audit_by_actor_pk(actor)),
+            (Some(team), _) => (Some(keys::Index::Gsi2), keys::audit_by_team_pk(*team)),
+            (None, Some(actor)) => (Some(keys::Index::Gsi3), keys::audit_by_actor_pk(actor)),
             (None, None) => (None, keys::AUDIT_PK.to_string()),
         };
         let mut filters = Vec::new();

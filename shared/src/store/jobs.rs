@@ -88,7 +88,9 @@ pub(super) fn requeue_job<'a>(
     requeue: &Requeue,
     now: &str,
 ) -> Result<Tx<'a>, StoreError> {
-    let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request_id);
+    let keys::IndexKey {
+        pk: gsi1pk, sk: gsi1sk, ..
+    } = keys::jobs_by_status(JobStatus::Queued.as_str(), now, request_id);
     let mut expr = Expr::new()
         .name("#status", "status")
         .name("#operation", "operation")
@@ -176,7 +178,7 @@ impl Store {
                 .client()
                 .query()
                 .table_name(self.table())
-                .index_name(keys::GSI1)
+                .index_name(keys::Index::Gsi1.name())
                 .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
                 .expression_attribute_values(":pk", s(keys::jobs_by_status_pk(status.as_str())))
                 .expression_attribute_values(":before", s(keys::jobs_due_before(now)))
@@ -237,7 +239,9 @@ impl Store {
             next_attempt_at: None,
             gave_up: false,
         };
-        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, request_id);
+        let keys::IndexKey {
+            pk: gsi1pk, sk: gsi1sk, ..
+        } = keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, request_id);
         let mut step = None;
         let (request_update, request_expr) = match job.operation {
             JobOperation::Rotate => (
@@ -257,7 +261,7 @@ impl Store {
                     .value(":info", attr(&info)?),
             ),
             JobOperation::Apply => {
-                let (req_gsi1pk, _) =
+                let keys::IndexKey { pk: req_gsi1pk, .. } =
                     keys::requests_by_status(RequestStatus::Provisioning.as_str(), &request.created_at, request.id);
                 let mut update =
                     "SET #status = :provisioning, GSI1PK = :gsi1pk, updated_at = :now, #provisioning = :info"
@@ -361,7 +365,8 @@ impl Store {
         owner: &str,
         lease_until: &str,
     ) -> Result<bool, StoreError> {
-        let (_, gsi1sk) = keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, job.request_id);
+        let keys::IndexKey { pk: _, sk: gsi1sk, .. } =
+            keys::jobs_by_status(JobStatus::Running.as_str(), lease_until, job.request_id);
         let result = self
             .client()
             .update_item()
@@ -433,7 +438,9 @@ impl Store {
         let mut tx = Tx::new(self);
         tx = match (retry_at, error) {
             (Some(at), Some(error)) => {
-                let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), at, job.request_id);
+                let keys::IndexKey {
+                    pk: gsi1pk, sk: gsi1sk, ..
+                } = keys::jobs_by_status(JobStatus::Queued.as_str(), at, job.request_id);
                 tx.update(
                     &keys::job(job.request_id),
                     "SET #status = :to, due_at = :due, last_error = :error, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk REMOVE lease_owner",
@@ -459,7 +466,9 @@ impl Store {
             )?,
         };
 
-        let (req_gsi1pk, _) = keys::requests_by_status(request_status.as_str(), &request.created_at, request.id);
+        let keys::IndexKey {
+            pk: req_gsi1pk, sk: _, ..
+        } = keys::requests_by_status(request_status.as_str(), &request.created_at, request.id);
         let mut sets = vec!["#status = :to", "GSI1PK = :gsi1pk", "updated_at = :now"];
         let mut removes = Vec::new();
         let mut expr = Expr::new()
@@ -592,7 +601,9 @@ impl Store {
     /// Gives a running job back (the runner is stopping): queued again and due at
     /// once, the interrupted run not counted. `Ok(false)`: the lease was lost already.
     pub async fn release_job(&self, job: &ProvisioningJob, owner: &str, now: &str) -> Result<bool, StoreError> {
-        let (gsi1pk, gsi1sk) = keys::jobs_by_status(JobStatus::Queued.as_str(), now, job.request_id);
+        let keys::IndexKey {
+            pk: gsi1pk, sk: gsi1sk, ..
+        } = keys::jobs_by_status(JobStatus::Queued.as_str(), now, job.request_id);
         let result = self
             .client()
             .update_item()
@@ -648,7 +659,7 @@ impl Store {
                 };
                 let mut info = ended_provisioning(&request, job, now);
                 info.error = Some(reason.to_string());
-                let (gsi1pk, _) =
+                let keys::IndexKey { pk: gsi1pk, .. } =
                     keys::requests_by_status(RequestStatus::Failed.as_str(), &request.created_at, request.id);
                 tx = tx.update(
                     &keys::request(request.id),

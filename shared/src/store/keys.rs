@@ -35,11 +35,61 @@ use uuid::Uuid;
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
-pub const GSI1PK: &str = "GSI1PK";
-pub const GSI1SK: &str = "GSI1SK";
-pub const GSI1: &str = "GSI1";
-pub const GSI2: &str = "GSI2";
-pub const GSI3: &str = "GSI3";
+
+/// One of the table's global secondary indexes (their key attributes are
+/// `GSI<n>PK`/`GSI<n>SK`; see `template.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// Lists in creation or due order: users, teams, requests by status, jobs,
+    /// expiries, the outbox, webhooks.
+    Gsi1,
+    /// By team: a team's requests and audit events.
+    Gsi2,
+    /// By person: a requester's requests, an actor's audit events.
+    Gsi3,
+}
+
+impl Index {
+    /// The index's name, for a query.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Gsi1 => "GSI1",
+            Self::Gsi2 => "GSI2",
+            Self::Gsi3 => "GSI3",
+        }
+    }
+
+    /// The item attribute that holds the index's partition key.
+    pub const fn pk(self) -> &'static str {
+        match self {
+            Self::Gsi1 => "GSI1PK",
+            Self::Gsi2 => "GSI2PK",
+            Self::Gsi3 => "GSI3PK",
+        }
+    }
+
+    /// The item attribute that holds the index's sort key.
+    pub const fn sk(self) -> &'static str {
+        match self {
+            Self::Gsi1 => "GSI1SK",
+            Self::Gsi2 => "GSI2SK",
+            Self::Gsi3 => "GSI3SK",
+        }
+    }
+}
+
+/// An item's key in one index: which index is part of the key, so that a team's
+/// key cannot be written into the requester's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexKey {
+    pub index: Index,
+    pub pk: String,
+    pub sk: String,
+}
+
+fn in_index(index: Index, pk: String, sk: String) -> IndexKey {
+    IndexKey { index, pk, sk }
+}
 
 pub const USER: &str = "USER";
 pub const EMAIL: &str = "EMAIL";
@@ -74,8 +124,8 @@ pub fn user(id: Uuid) -> Key {
     same(format!("{USER}#{id}"))
 }
 
-pub fn users_index(created_at: &str, id: Uuid) -> Key {
-    ("USERS".into(), format!("{USER}#{created_at}#{id}"))
+pub fn users_index(created_at: &str, id: Uuid) -> IndexKey {
+    in_index(Index::Gsi1, USERS_INDEX_PK.into(), format!("{USER}#{created_at}#{id}"))
 }
 
 pub const USERS_INDEX_PK: &str = "USERS";
@@ -95,8 +145,8 @@ pub fn team(id: Uuid) -> Key {
 
 pub const TEAMS_INDEX_PK: &str = "TEAMS";
 
-pub fn teams_index(created_at: &str, id: Uuid) -> Key {
-    (TEAMS_INDEX_PK.into(), format!("{TEAM}#{created_at}#{id}"))
+pub fn teams_index(created_at: &str, id: Uuid) -> IndexKey {
+    in_index(Index::Gsi1, TEAMS_INDEX_PK.into(), format!("{TEAM}#{created_at}#{id}"))
 }
 
 /// `name` must already be normalised (trimmed, lower-case).
@@ -152,8 +202,8 @@ pub fn requests_by_status_pk(status: &str) -> String {
     format!("REQSTATUS#{status}")
 }
 
-pub fn requests_by_status(status: &str, created_at: &str, id: Uuid) -> Key {
-    (requests_by_status_pk(status), request_sort(created_at, id))
+pub fn requests_by_status(status: &str, created_at: &str, id: Uuid) -> IndexKey {
+    in_index(Index::Gsi1, requests_by_status_pk(status), request_sort(created_at, id))
 }
 
 /// GSI2 partition of a team's requests.
@@ -161,8 +211,8 @@ pub fn requests_by_team_pk(team_id: Uuid) -> String {
     format!("TEAMREQ#{team_id}")
 }
 
-pub fn requests_by_team(team_id: Uuid, created_at: &str, id: Uuid) -> Key {
-    (requests_by_team_pk(team_id), request_sort(created_at, id))
+pub fn requests_by_team(team_id: Uuid, created_at: &str, id: Uuid) -> IndexKey {
+    in_index(Index::Gsi2, requests_by_team_pk(team_id), request_sort(created_at, id))
 }
 
 /// GSI3 partition of a user's own requests.
@@ -170,8 +220,12 @@ pub fn requests_by_requester_pk(user_id: Uuid) -> String {
     format!("USERREQ#{user_id}")
 }
 
-pub fn requests_by_requester(user_id: Uuid, created_at: &str, id: Uuid) -> Key {
-    (requests_by_requester_pk(user_id), request_sort(created_at, id))
+pub fn requests_by_requester(user_id: Uuid, created_at: &str, id: Uuid) -> IndexKey {
+    in_index(
+        Index::Gsi3,
+        requests_by_requester_pk(user_id),
+        request_sort(created_at, id),
+    )
 }
 
 /// Reserves a request name within a team, for one resource type.
@@ -196,8 +250,12 @@ pub fn jobs_due_before(at: &str) -> String {
     format!("{JOB}#{at}#")
 }
 
-pub fn jobs_by_status(status: &str, due_at: &str, request_id: Uuid) -> Key {
-    (jobs_by_status_pk(status), format!("{JOB}#{due_at}#{request_id}"))
+pub fn jobs_by_status(status: &str, due_at: &str, request_id: Uuid) -> IndexKey {
+    in_index(
+        Index::Gsi1,
+        jobs_by_status_pk(status),
+        format!("{JOB}#{due_at}#{request_id}"),
+    )
 }
 
 /// The current (envelope-encrypted) credentials of a request.
@@ -212,8 +270,12 @@ pub fn expiry(request_id: Uuid) -> Key {
 
 pub const EXPIRIES_PK: &str = "EXPIRIES";
 
-pub fn expiries_index(expires_at: &str, request_id: Uuid) -> Key {
-    (EXPIRIES_PK.to_string(), format!("{EXPIRY}#{expires_at}#{request_id}"))
+pub fn expiries_index(expires_at: &str, request_id: Uuid) -> IndexKey {
+    in_index(
+        Index::Gsi1,
+        EXPIRIES_PK.to_string(),
+        format!("{EXPIRY}#{expires_at}#{request_id}"),
+    )
 }
 
 /// Sort key bound in the expiry partition for everything due before `at`.
@@ -234,8 +296,9 @@ pub fn expiry_warning(request_id: Uuid) -> Key {
 
 pub const EXPIRY_WARNINGS_PK: &str = "EXPIRYWARNINGS";
 
-pub fn expiry_warnings_index(warn_at: &str, request_id: Uuid) -> Key {
-    (
+pub fn expiry_warnings_index(warn_at: &str, request_id: Uuid) -> IndexKey {
+    in_index(
+        Index::Gsi1,
         EXPIRY_WARNINGS_PK.to_string(),
         format!("{EXPIRY_WARNING}#{warn_at}#{request_id}"),
     )
@@ -271,8 +334,9 @@ pub fn outbox_by_state_pk(state: &str) -> String {
 
 /// An outbox item's place in its state partition: by `at` (due time, lease end, or
 /// when it failed).
-pub fn outbox_by_state(state: &str, at: &str, key: &Key) -> Key {
-    (
+pub fn outbox_by_state(state: &str, at: &str, key: &Key) -> IndexKey {
+    in_index(
+        Index::Gsi1,
         outbox_by_state_pk(state),
         format!("{OUTBOX}#{at}#{}#{}", key.0.trim_start_matches("OUTBOX#"), key.1),
     )
@@ -289,8 +353,12 @@ pub fn webhook(id: Uuid) -> Key {
 
 pub const WEBHOOKS_INDEX_PK: &str = "WEBHOOKS";
 
-pub fn webhooks_index(created_at: &str, id: Uuid) -> Key {
-    (WEBHOOKS_INDEX_PK.into(), format!("{WEBHOOK}#{created_at}#{id}"))
+pub fn webhooks_index(created_at: &str, id: Uuid) -> IndexKey {
+    in_index(
+        Index::Gsi1,
+        WEBHOOKS_INDEX_PK.into(),
+        format!("{WEBHOOK}#{created_at}#{id}"),
+    )
 }
 
 pub fn job_log_pk(request_id: Uuid) -> String {
@@ -336,6 +404,16 @@ pub fn audit_by_actor_pk(actor: &str) -> String {
     format!("AUDITACTOR#{actor}")
 }
 
+/// An audit event (its sort key `sk`) in its team's partition of GSI2.
+pub fn audit_by_team(team_id: Uuid, sk: String) -> IndexKey {
+    in_index(Index::Gsi2, audit_by_team_pk(team_id), sk)
+}
+
+/// An audit event (its sort key `sk`) in its actor's partition of GSI3.
+pub fn audit_by_actor(actor: &str, sk: String) -> IndexKey {
+    in_index(Index::Gsi3, audit_by_actor_pk(actor), sk)
+}
+
 /// The end of the audit chain: the last event's `seq`, `hash` and time.
 pub fn audit_head() -> Key {
     same(format!("{META}#AUDITHEAD"))
@@ -373,31 +451,46 @@ mod tests {
         assert_eq!(job(id).0, format!("JOB#{id}"));
         assert_eq!(
             jobs_by_status("queued", "t", id),
-            ("JOBSTATUS#queued".into(), format!("JOB#t#{id}"))
+            IndexKey {
+                index: Index::Gsi1,
+                pk: "JOBSTATUS#queued".into(),
+                sk: format!("JOB#t#{id}")
+            }
         );
         assert!(
-            jobs_by_status("queued", "2026-01-01T00:00:00.000000Z", id).1
+            jobs_by_status("queued", "2026-01-01T00:00:00.000000Z", id).sk
                 < jobs_due_before("2026-01-01T00:00:00.000001Z")
         );
         assert_eq!(job_log(id, 3, 1, "plan").1, "RUN#0003#01#plan");
         assert_eq!(expiry(id).0, format!("EXPIRY#{id}"));
-        assert!(expiries_index("2026-01-01T00:00:00.000000Z", id).1 < expiries_before("2026-01-01T00:00:00.000001Z"));
-        assert_eq!(requests_by_status("pending", "t", id).0, "REQSTATUS#pending");
+        assert!(expiries_index("2026-01-01T00:00:00.000000Z", id).sk < expiries_before("2026-01-01T00:00:00.000001Z"));
+        assert_eq!(requests_by_status("pending", "t", id).pk, "REQSTATUS#pending");
         assert_eq!(expiry_warning(id).0, format!("EXPIRYWARN#{id}"));
         assert!(
-            expiry_warnings_index("2026-01-01T00:00:00.000000Z", id).1
+            expiry_warnings_index("2026-01-01T00:00:00.000000Z", id).sk
                 < expiry_warnings_before("2026-01-01T00:00:00.000001Z")
         );
         assert_eq!(outbox_notice(id), (format!("OUTBOX#{id}"), "NOTICE".into()));
         assert_eq!(outbox_delivery(id, "email", id).1, format!("TO#email#{id}"));
         let at = "2026-01-01T00:00:00.000000Z";
         let placed = outbox_by_state("pending", at, &outbox_delivery(id, "email", id));
-        assert_eq!(placed.0, "OUTBOX#pending");
-        assert_eq!(placed.1, format!("OUTBOX#{at}#{id}#TO#email#{id}"));
-        assert!(placed.1 < outbox_before("2026-01-01T00:00:00.000001Z"));
+        assert_eq!(placed.pk, "OUTBOX#pending");
+        assert_eq!(placed.sk, format!("OUTBOX#{at}#{id}#TO#email#{id}"));
+        assert!(placed.sk < outbox_before("2026-01-01T00:00:00.000001Z"));
         assert_eq!(webhook(id).0, format!("WEBHOOK#{id}"));
-        assert_eq!(requests_by_team(id, "t", id).0, format!("TEAMREQ#{id}"));
-        assert_eq!(requests_by_requester(id, "t", id).1, format!("REQUEST#t#{id}"));
+        assert_eq!(requests_by_team(id, "t", id).pk, format!("TEAMREQ#{id}"));
+        assert_eq!(requests_by_requester(id, "t", id).sk, format!("REQUEST#t#{id}"));
+        // Each index key names its index: a team's key cannot land in the requester's.
+        assert_eq!(requests_by_status("pending", "t", id).index, Index::Gsi1);
+        assert_eq!(requests_by_team(id, "t", id).index, Index::Gsi2);
+        assert_eq!(requests_by_requester(id, "t", id).index, Index::Gsi3);
+        assert_eq!(audit_by_team(id, "s".into()).index, Index::Gsi2);
+        assert_eq!(audit_by_actor("system", "s".into()).index, Index::Gsi3);
+        for (index, name) in [(Index::Gsi1, "GSI1"), (Index::Gsi2, "GSI2"), (Index::Gsi3, "GSI3")] {
+            assert_eq!(index.name(), name);
+            assert_eq!(index.pk(), format!("{name}PK"));
+            assert_eq!(index.sk(), format!("{name}SK"));
+        }
         assert_eq!(audit_event("t", 42).1, "EVENT#t#000000000042");
         let (from, to) = audit_events_between(Some("2026-01-01"), Some("2026-01-02T00:00:00.000000Z"));
         assert!(from < audit_event_sk("2026-01-01T00:00:00.000000Z", 1));

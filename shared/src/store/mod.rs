@@ -277,21 +277,16 @@ impl<T: Serialize> Stored<T> {
         }
     }
 
-    pub fn indexed(mut self, gsi1: keys::Key) -> Self {
-        self.gsi1pk = Some(gsi1.0);
-        self.gsi1sk = Some(gsi1.1);
-        self
-    }
-
-    pub fn indexed2(mut self, gsi2: keys::Key) -> Self {
-        self.gsi2pk = Some(gsi2.0);
-        self.gsi2sk = Some(gsi2.1);
-        self
-    }
-
-    pub fn indexed3(mut self, gsi3: keys::Key) -> Self {
-        self.gsi3pk = Some(gsi3.0);
-        self.gsi3sk = Some(gsi3.1);
+    /// Puts the item in the index its key names.
+    pub fn indexed(mut self, key: keys::IndexKey) -> Self {
+        let keys::IndexKey { index, pk, sk } = key;
+        let (pk_slot, sk_slot) = match index {
+            keys::Index::Gsi1 => (&mut self.gsi1pk, &mut self.gsi1sk),
+            keys::Index::Gsi2 => (&mut self.gsi2pk, &mut self.gsi2sk),
+            keys::Index::Gsi3 => (&mut self.gsi3pk, &mut self.gsi3sk),
+        };
+        *pk_slot = Some(pk);
+        *sk_slot = Some(sk);
         self
     }
 
@@ -319,14 +314,14 @@ pub(crate) fn key_item(key: &keys::Key) -> Item {
 
 /// The key attributes of a raw item for the given index (`None`: the table), used to
 /// build the cursor of a page.
-fn key_of(item: &Item, index: Option<&str>) -> Item {
-    let mut names = vec![keys::PK.to_string(), keys::SK.to_string()];
+fn key_of(item: &Item, index: Option<keys::Index>) -> Item {
+    let mut names = vec![keys::PK, keys::SK];
     if let Some(index) = index {
-        names.extend([format!("{index}PK"), format!("{index}SK")]);
+        names.extend([index.pk(), index.sk()]);
     }
     names
         .into_iter()
-        .filter_map(|n| item.get(&n).map(|v| (n, v.clone())))
+        .filter_map(|n| item.get(n).map(|v| (n.to_string(), v.clone())))
         .collect()
 }
 
@@ -342,7 +337,7 @@ pub struct QueryPage {
 /// or newest (highest key) first.
 #[derive(Default)]
 pub(crate) struct KeyCondition<'a> {
-    pub index: Option<&'a str>,
+    pub index: Option<keys::Index>,
     pub pk: String,
     pub sk_prefix: Option<&'a str>,
     pub sk_between: Option<(String, String)>,
@@ -431,8 +426,8 @@ impl Store {
         start: Option<Item>,
     ) -> Result<QueryPage, StoreError> {
         let (pk_name, sk_name) = match cond.index {
-            Some(index) => (format!("{index}PK"), format!("{index}SK")),
-            None => (keys::PK.to_string(), keys::SK.to_string()),
+            Some(index) => (index.pk(), index.sk()),
+            None => (keys::PK, keys::SK),
         };
         let mut expr = "#pk = :pk".to_string();
         if cond.sk_prefix.is_some() {
@@ -451,9 +446,9 @@ impl Store {
                 .client
                 .query()
                 .table_name(&self.table)
-                .set_index_name(cond.index.map(str::to_string))
+                .set_index_name(cond.index.map(|i| i.name().to_string()))
                 .key_condition_expression(&expr)
-                .expression_attribute_names("#pk", &pk_name)
+                .expression_attribute_names("#pk", pk_name)
                 .expression_attribute_values(":pk", s(&cond.pk))
                 .set_exclusive_start_key(start.take())
                 .consistent_read(cond.index.is_none())
@@ -462,12 +457,12 @@ impl Store {
                 .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
             if let Some(prefix) = cond.sk_prefix {
                 query = query
-                    .expression_attribute_names("#sk", &sk_name)
+                    .expression_attribute_names("#sk", sk_name)
                     .expression_attribute_values(":prefix", s(prefix));
             }
             if let Some((low, high)) = &cond.sk_between {
                 query = query
-                    .expression_attribute_names("#sk", &sk_name)
+                    .expression_attribute_names("#sk", sk_name)
                     .expression_attribute_values(":low", s(low))
                     .expression_attribute_values(":high", s(high));
             }
@@ -558,7 +553,11 @@ mod tests {
             maybe: None,
         };
         let item = Stored::new("THING", keys::user(thing.id), thing)
-            .indexed(("A".into(), "B".into()))
+            .indexed(keys::IndexKey {
+                index: keys::Index::Gsi1,
+                pk: "A".into(),
+                sk: "B".into(),
+            })
             .to_item()
             .unwrap();
         assert_eq!(item["PK"], s(format!("USER#{}", item_id(&item))));
@@ -586,7 +585,7 @@ mod tests {
             ("password_hash".to_string(), s("secret")),
         ]);
         assert_eq!(key_of(&item, None).len(), 2);
-        let k = key_of(&item, Some(keys::GSI1));
+        let k = key_of(&item, Some(keys::Index::Gsi1));
         assert_eq!(k.len(), 4);
         assert!(!k.contains_key("password_hash"));
     }

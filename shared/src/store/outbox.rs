@@ -248,7 +248,7 @@ impl Store {
             .client()
             .query()
             .table_name(self.table())
-            .index_name(keys::GSI1)
+            .index_name(keys::Index::Gsi1.name())
             .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
             .expression_attribute_values(":pk", s(keys::outbox_by_state_pk("pending")))
             .expression_attribute_values(":before", s(keys::outbox_before(&format!("{now}~"))))
@@ -335,7 +335,7 @@ impl Store {
         lease_until: &str,
     ) -> Result<Option<Delivery>, StoreError> {
         let key = delivery.key();
-        let (_, gsi1sk) = keys::outbox_by_state("pending", lease_until, &key);
+        let keys::IndexKey { pk: _, sk: gsi1sk, .. } = keys::outbox_by_state("pending", lease_until, &key);
         let result = self
             .client()
             .update_item()
@@ -404,7 +404,7 @@ impl Store {
                     .to_string()
             }
             DeliveryEnd::Retry { error, at } => {
-                let (_, gsi1sk) = keys::outbox_by_state("pending", at, &key);
+                let keys::IndexKey { pk: _, sk: gsi1sk, .. } = keys::outbox_by_state("pending", at, &key);
                 expr = expr
                     .value(":to", s(DeliveryStatus::Pending.as_str()))
                     .value(":error", s(*error))
@@ -414,7 +414,9 @@ impl Store {
                     .to_string()
             }
             DeliveryEnd::Failed { error } => {
-                let (gsi1pk, gsi1sk) = keys::outbox_by_state("failed", now, &key);
+                let keys::IndexKey {
+                    pk: gsi1pk, sk: gsi1sk, ..
+                } = keys::outbox_by_state("failed", now, &key);
                 expr = expr
                     .value(":to", s(DeliveryStatus::Failed.as_str()))
                     .value(":error", s(*error))
@@ -476,7 +478,7 @@ impl Store {
         let QueryPage { items, next } = self
             .query_page(
                 KeyCondition {
-                    index: Some(keys::GSI1),
+                    index: Some(keys::Index::Gsi1),
                     pk: keys::outbox_by_state_pk("failed"),
                     sk_prefix: None,
                     ..Default::default()
@@ -507,7 +509,7 @@ impl Store {
             let QueryPage { items, next } = self
                 .query_page(
                     KeyCondition {
-                        index: Some(keys::GSI1),
+                        index: Some(keys::Index::Gsi1),
                         pk: keys::USERS_INDEX_PK.into(),
                         sk_prefix: None,
                         filters: vec![("is_admin", super::bool_value(true))],
@@ -641,7 +643,7 @@ impl Store {
         let QueryPage { items, next } = self
             .query_page(
                 KeyCondition {
-                    index: Some(keys::GSI1),
+                    index: Some(keys::Index::Gsi1),
                     pk: keys::WEBHOOKS_INDEX_PK.into(),
                     sk_prefix: None,
                     ..Default::default()

@@ -68,8 +68,8 @@ const CURSOR_STATUS: &str = "cursor_status";
 fn request_item(r: &ResourceRequest) -> Result<Item, StoreError> {
     Stored::new(keys::REQUEST, keys::request(r.id), r)
         .indexed(keys::requests_by_status(r.status.as_str(), &r.created_at, r.id))
-        .indexed2(keys::requests_by_team(r.team_id, &r.created_at, r.id))
-        .indexed3(keys::requests_by_requester(r.requester_id, &r.created_at, r.id))
+        .indexed(keys::requests_by_team(r.team_id, &r.created_at, r.id))
+        .indexed(keys::requests_by_requester(r.requester_id, &r.created_at, r.id))
         .to_item()
 }
 
@@ -152,7 +152,8 @@ pub(super) fn transition_items<'a>(
 ) -> Result<Tx<'a>, StoreError> {
     let (from, to, now) = (planned.from, planned.to, planned.step.at.as_str());
     let history = serde_dynamo::to_attribute_value(vec![&planned.step])?;
-    let (gsi1pk, _) = keys::requests_by_status(to.as_str(), &request.created_at, request.id);
+    let keys::IndexKey { pk: gsi1pk, sk: _, .. } =
+        keys::requests_by_status(to.as_str(), &request.created_at, request.id);
     let mut condition = "#status = :from".to_string();
     let mut expr = Expr::new()
         .name("#status", "status")
@@ -381,7 +382,7 @@ impl Store {
             .client()
             .query()
             .table_name(self.table())
-            .index_name(keys::GSI1)
+            .index_name(keys::Index::Gsi1.name())
             .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":before", s(before))
@@ -400,7 +401,7 @@ impl Store {
     /// requests waiting for an apply do not hold the head of the index; unless an
     /// extension moved it meanwhile.
     pub async fn postpone_expiry(&self, request_id: Uuid, seen: &str, later: &str) -> Result<(), StoreError> {
-        let (_, gsi1sk) = keys::expiries_index(later, request_id);
+        let keys::IndexKey { pk: _, sk: gsi1sk, .. } = keys::expiries_index(later, request_id);
         let result = self
             .client()
             .update_item()
@@ -494,9 +495,9 @@ impl Store {
     ) -> Result<(Vec<ResourceRequest>, Option<Item>), StoreError> {
         let filter = status.map(|st| ("status", s(st.as_str())));
         let (index, pk) = match list {
-            RequestList::Requester(user) => (keys::GSI3, keys::requests_by_requester_pk(user)),
-            RequestList::Team(team) => (keys::GSI2, keys::requests_by_team_pk(team)),
-            RequestList::Status(st) => (keys::GSI1, keys::requests_by_status_pk(st.as_str())),
+            RequestList::Requester(user) => (keys::Index::Gsi3, keys::requests_by_requester_pk(user)),
+            RequestList::Team(team) => (keys::Index::Gsi2, keys::requests_by_team_pk(team)),
+            RequestList::Status(st) => (keys::Index::Gsi1, keys::requests_by_status_pk(st.as_str())),
             RequestList::All => return self.list_all_requests(limit, start).await,
         };
         let cond = KeyCondition {
@@ -532,7 +533,7 @@ impl Store {
         for (i, status) in RequestStatus::ALL.iter().enumerate().skip(first) {
             let want = limit - requests.len();
             let cond = KeyCondition {
-                index: Some(keys::GSI1),
+                index: Some(keys::Index::Gsi1),
                 pk: keys::requests_by_status_pk(status.as_str()),
                 sk_prefix: None,
                 ..Default::default()

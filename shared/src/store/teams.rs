@@ -87,7 +87,7 @@ impl Store {
         let QueryPage { items, next } = self
             .query_page(
                 KeyCondition {
-                    index: Some(keys::GSI1),
+                    index: Some(keys::Index::Gsi1),
                     pk: keys::TEAMS_INDEX_PK.into(),
                     sk_prefix: None,
                     ..Default::default()

@@ -360,7 +360,7 @@ impl Store {
         let QueryPage { items, next } = self
             .query_page(
                 super::KeyCondition {
-                    index: Some(keys::GSI1),
+                    index: Some(keys::Index::Gsi1),
                     pk: keys::USERS_INDEX_PK.into(),
                     sk_prefix: None,
                     ..Default::default()
