@@ -219,7 +219,8 @@ impl From<crate::store::StoreError> for ApiError {
             | E::TooManyPending { .. }
             | E::TeamBusy
             | E::UserBusy
-            | E::UserChanged { .. }) => Self::Conflict(conflict.to_string()),
+            | E::UserChanged { .. }
+            | E::RotationBusy) => Self::Conflict(conflict.to_string()),
             // A condition no caller turned into an outcome, an SDK failure, an item
             // that does not map: a defect, logged and answered 500.
             defect @ (E::ConditionFailed(_) | E::Sdk(_) | E::Mapping(_)) => Self::internal(defect),
@@ -300,6 +301,11 @@ mod tests {
                 E::TooManyPending { count: 41, max: 40 },
                 409,
                 "the user has 41 pending requests; at most 40 are cancelled with a deletion: cancel or reject the others first",
+            ),
+            (
+                E::RotationBusy,
+                409,
+                "a rotation is already under way, or the request changed; retry later",
             ),
             (E::TokenUserGone, 401, "the token's user no longer exists"),
             (E::TokenRevoked, 401, "the token has been revoked"),

@@ -746,17 +746,7 @@ async fn rotate_credentials(ctx: Ctx) -> HandlerResult {
         )));
     }
     let now = ctx.now();
-    ctx.app
-        .store
-        .request_rotation(&request, &now, &ctx.origin())
-        .await
-        .map_err(|e| {
-            if e.is_condition_failed() {
-                ApiError::Conflict("a rotation is already under way, or the request changed; retry later".into())
-            } else {
-                e.into()
-            }
-        })?;
+    ctx.app.store.request_rotation(&request, &now, &ctx.origin()).await?;
     tracing::info!(request_id = %request.id, by = %caller.id, "credentials rotation requested");
     let updated = ctx.app.store.get_request(request.id).await?.ok_or_else(not_found)?;
     http::json(lambda_http::http::StatusCode::ACCEPTED, &updated)

@@ -81,11 +81,7 @@ pub async fn set_preferences(ctx: Ctx) -> HandlerResult {
     ctx.app
         .store
         .set_notification_preferences(caller.id, &prefs, &now, &ctx.origin())
-        .await
-        .map_err(|e| match e {
-            e if e.is_condition_failed() => ApiError::Unauthorized("the token's user no longer exists".into()),
-            e => e.into(),
-        })?;
+        .await?;
     tracing::info!(user_id = %caller.id, off = prefs.off.len(), "notification preferences changed");
     http::ok(&settings(&prefs.off))
 }

@@ -167,6 +167,13 @@ impl Store {
     /// flood of refusals cannot crowd the one chain). The flag lives and expires with
     /// that item.
     pub async fn record_once(&self, event: AuditEvent, flag: &keys::Key) -> Result<(), StoreError> {
+        // Recorded already (or the counter is gone): a refusal does not queue for the
+        // head behind this process's audited writes with a transaction that can only
+        // fail. Two refusals that both read it unrecorded still record it once.
+        match self.get(flag).await? {
+            Some(item) if !item.contains_key("audit_recorded") => {}
+            _ => return Ok(()),
+        }
         let tx = Tx::new(self)
             .update(
                 flag,

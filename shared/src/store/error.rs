@@ -68,9 +68,13 @@ pub enum StoreError {
     /// The user kept changing under a role change (`deleting: false`) or a deletion.
     #[error("the user changed while being {}; retry", if *.deleting { "deleted" } else { "updated" })]
     UserChanged { deleting: bool },
-    /// The user a token names is gone (a logout of a deleted user).
+    /// The user a token names is gone (a logout, or a change to their own settings,
+    /// racing their deletion).
     #[error("the token's user no longer exists")]
     TokenUserGone,
+    /// A rotation is queued or running already, or the request left `ready`.
+    #[error("a rotation is already under way, or the request changed; retry later")]
+    RotationBusy,
     /// The token was revoked since it was checked (a password change racing a logout).
     #[error("the token has been revoked")]
     TokenRevoked,

@@ -571,7 +571,7 @@ impl Store {
 
     /// Asks for new credentials of a ready request: its finished job is queued again as
     /// a rotation. Of two racing rotations one wins; the other, and a rotation while
-    /// one is under way, gets [`StoreError::ConditionFailed`].
+    /// one is under way, gets [`StoreError::RotationBusy`].
     pub async fn request_rotation(
         &self,
         request: &ResourceRequest,
@@ -595,7 +595,10 @@ impl Store {
                     .event(Action::RotationRequested, Target::request(request.id))
                     .team(Some(request.team_id)),
             );
-        self.commit(tx).await
+        self.commit(tx).await.map_err(|e| match e {
+            e if e.is_condition_failed() => StoreError::RotationBusy,
+            e => e,
+        })
     }
 
     /// Gives a running job back (the runner is stopping): queued again and due at

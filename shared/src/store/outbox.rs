@@ -564,7 +564,7 @@ impl Store {
         }
     }
 
-    /// Sets a user's notification preferences. `ConditionFailed`: the user is gone.
+    /// Sets a user's notification preferences. [`StoreError::TokenUserGone`]: the user was deleted meanwhile.
     pub async fn set_notification_preferences(
         &self,
         user_id: Uuid,
@@ -587,7 +587,10 @@ impl Store {
         let tx = Tx::new(self)
             .update(&keys::user(user_id), update, Some("attribute_exists(PK)"), expr)?
             .audit(event);
-        self.commit(tx).await
+        self.commit(tx).await.map_err(|e| match e {
+            e if e.is_condition_failed() => StoreError::TokenUserGone,
+            e => e,
+        })
     }
 
     /// Writes a team's budget notice for `month` and `percent` with the marker that it

@@ -143,8 +143,8 @@ impl Store {
         })
     }
 
-    /// Sets (or with `None` removes) the user's age recipient. `StoreError::NotFound`
-    /// when the user is gone.
+    /// Sets (or with `None` removes) the calling user's age recipient.
+    /// [`StoreError::TokenUserGone`] when the user was deleted meanwhile.
     pub async fn set_age_recipient(
         &self,
         id: Uuid,
@@ -170,7 +170,10 @@ impl Store {
         let tx = Tx::new(self)
             .update(&keys::user(id), update, Some("attribute_exists(PK)"), expr)?
             .audit(event);
-        self.commit(tx).await
+        self.commit(tx).await.map_err(|e| match e {
+            e if e.is_condition_failed() => StoreError::TokenUserGone,
+            e => e,
+        })
     }
 
     /// Replaces the password hash and revokes older tokens, provided no token was
